@@ -1,0 +1,45 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("VBG_SHARED", ROOT.parent / "shared"))
+MODEL = SHARED / "models" / "pphumanseg_v2_portrait_lite_256x144.onnx"
+DATA = SHARED / "data"
+CLIP_720P = DATA / "clips" / "indoor_woman_1280x720.mp4"
+PORTRAIT_CLIP = DATA / "clips" / "selfie_portrait_720x1280.mp4"
+VIDEO_GT = DATA / "video_gt" / "d0_office08"
+STILLS = DATA / "stills"
+BACKGROUND = DATA / "backgrounds" / "office_01.jpg"
+
+
+def pytest_configure(config):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not MODEL.is_file():
+        raise pytest.UsageError(f"the tests need {MODEL}: put ../shared beside the checkout or set VBG_SHARED")
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch):
+    """No test reads or writes the real user cache or config."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("VBG_MODEL", str(MODEL))
+
+
+@pytest.fixture(scope="session")
+def segmenter():
+    from vbg.model import ModelSpec
+    from vbg.segment import Segmenter
+
+    return Segmenter(MODEL, ModelSpec.load(), device="cpu")
+
+
+def run_vbg(*args, env_extra=None, timeout=120):
+    """Runs the real `vbg` CLI in a subprocess; returns CompletedProcess."""
+    env = dict(os.environ, VBG_MODEL=str(MODEL), **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "vbg", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)

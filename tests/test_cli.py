@@ -1,0 +1,100 @@
+"""The `vbg` command: render of a video, a folder and an image; bench; devices; one-line errors."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import BACKGROUND, STILLS, VIDEO_GT, run_vbg
+
+
+def _one_line_error(r):
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 or lines[-1].startswith("vbg: error"), r.stderr
+    return lines[-1]
+
+
+def test_render_video_processes_every_frame_in_order_and_writes_alphas(tmp_path):
+    out, alphas = tmp_path / "out.avi", tmp_path / "alpha"
+    r = run_vbg("render", VIDEO_GT / "input.avi", "-o", out, "--alpha-dir", alphas, "-b", BACKGROUND)
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in alphas.iterdir())
+    assert names == [f"{i:06d}.png" for i in range(78)]
+    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 78
+    truth = cv2.imread(str(VIDEO_GT / "alpha" / "000040.png"), cv2.IMREAD_GRAYSCALE) > 127
+    pred = cv2.imread(str(alphas / "000040.png"), cv2.IMREAD_GRAYSCALE) > 127
+    assert (truth & pred).sum() / (truth | pred).sum() > 0.9
+    again = tmp_path / "again"
+    run_vbg("render", VIDEO_GT / "input.avi", "-o", tmp_path / "o2.avi", "--alpha-dir", again, "-q")
+    assert np.array_equal(cv2.imread(str(again / "000077.png")), cv2.imread(str(alphas / "000077.png")))
+
+
+def test_render_folder_is_per_image_and_transparent_gives_rgba(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in sorted((STILLS / "images").iterdir())[:3]:
+        shutil.copy(name, folder / name.name)
+    r = run_vbg("render", folder, "-o", tmp_path / "out", "-b", "transparent", "--alpha-dir", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    outs = sorted((tmp_path / "out").iterdir())
+    assert [p.stem for p in outs] == [p.stem for p in sorted(folder.iterdir())]
+    rgba = cv2.imread(str(outs[0]), cv2.IMREAD_UNCHANGED)
+    assert rgba.shape[2] == 4 and rgba[..., 3].min() < 10 and rgba[..., 3].max() > 245
+    # independent images: an image alone gives the same alpha as in the folder
+    single = tmp_path / "single.png"
+    run_vbg("render", sorted(folder.iterdir())[1], "-o", single, "-b", "transparent")
+    assert np.array_equal(cv2.imread(str(single), cv2.IMREAD_UNCHANGED)[..., 3],
+                          cv2.imread(str(outs[1]), cv2.IMREAD_UNCHANGED)[..., 3])
+
+
+def test_render_image_with_threshold_erode_feather(tmp_path):
+    image = sorted((STILLS / "images").iterdir())[0]
+    hard, soft = tmp_path / "hard", tmp_path / "soft"
+    assert run_vbg("render", image, "-o", tmp_path / "h.png", "--alpha-dir", hard, "--threshold", "0.5").returncode == 0
+    assert run_vbg("render", image, "-o", tmp_path / "s.png", "--alpha-dir", soft, "--threshold", "0.5",
+                   "--erode", 4, "--feather", 3).returncode == 0
+    h = cv2.imread(str(hard / f"{image.stem}.png"), cv2.IMREAD_GRAYSCALE)
+    s = cv2.imread(str(soft / f"{image.stem}.png"), cv2.IMREAD_GRAYSCALE)
+    assert set(np.unique(h)) <= {0, 255}
+    assert (s > 127).sum() < (h > 127).sum()            # eroded
+    assert len(np.unique(s)) > 2                         # feathered
+
+
+def test_bench_json_last_line():
+    r = run_vbg("bench", "--frames", 20, "--size", "320x240", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("fps", "cpu_s_per_frame", "stages_ms", "model_infer_ms", "provider", "size"):
+        assert key in result
+    assert result["size"] == "320x240" and result["frames"] >= 20 and result["fps"] > 0
+    assert set(result["stages_ms"]) >= {"capture", "preprocess", "inference", "smoothing", "composite", "output"}
+
+
+def test_devices_says_what_is_missing():
+    r = run_vbg("devices")
+    assert r.returncode == 0
+    assert "CPUExecutionProvider" in r.stdout and "modprobe v4l2loopback" in r.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["run", "--input", "/no/such.mp4", "--no-vcam"], "does not exist"),
+    (["run", "--input", "{clip}", "--no-vcam", "-b", "color:#zz"], "color:#RRGGBB"),
+    (["run", "--input", "{clip}", "--no-vcam", "-b", "{broken}"], "cannot read background image"),
+    (["run", "--size", "12x", "--no-vcam"], "WIDTHxHEIGHT"),
+    (["run", "--fps", "0", "--no-vcam"], "greater than 0"),
+    (["run", "--input", "{clip}", "--no-vcam", "--record", "/no/dir/out.mp4"], "not writable"),
+    (["render", "/no/such/dir", "-o", "x.png"], "does not exist"),
+    (["render", "{image}", "-o", "{tmp}/o.jpg", "-b", "transparent"], ".png"),
+    (["bench", "--device", "cuda", "--frames", "5"], "--device cpu"),
+])
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, words):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    values = {"clip": VIDEO_GT / "input.avi", "broken": broken, "image": sorted((STILLS / "images").iterdir())[0],
+              "tmp": tmp_path}
+    r = run_vbg(*[a.format(**values) for a in args])
+    assert words in _one_line_error(r)

@@ -1,0 +1,61 @@
+"""The real model on real frames."""
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import CLIP_720P, PORTRAIT_CLIP, STILLS
+from vbg import metrics
+from vbg.segment import area_resize
+
+
+def _mask_of(segmenter, image):
+    rows, cols = segmenter.fit(*image.shape[:2])
+    small = np.empty((rows, cols, 3), np.uint8)
+    segmenter.preprocess(image, small)
+    return segmenter.infer().copy(), small
+
+
+def _first_frame(path):
+    cap = cv2.VideoCapture(str(path))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    return frame
+
+
+@pytest.mark.parametrize("stem", ["001", "004", "010", "050"])
+def test_real_stills_match_their_masks(segmenter, stem):
+    images = sorted((STILLS / "images").glob("*.jpg"))
+    path = next((p for p in images if p.stem >= stem), images[0])
+    image = cv2.imread(str(path))
+    truth = cv2.imread(str(STILLS / "masks" / f"{path.stem}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+    prob, _ = _mask_of(segmenter, image)
+    alpha = cv2.resize(prob, (image.shape[1], image.shape[0]))
+    assert metrics.iou(alpha, truth) > 0.8
+
+
+def test_preprocessing_is_exactly_the_models_normalisation(segmenter):
+    image = _first_frame(CLIP_720P)
+    _, small = _mask_of(segmenter, image)
+    expected = ((small[..., ::-1].astype(np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1)
+    assert np.allclose(segmenter.input[0], expected, atol=1e-6)   # 16:9 fills the whole input
+
+
+def test_portrait_frame_keeps_its_aspect_and_maps_back(segmenter):
+    image = _first_frame(PORTRAIT_CLIP)                            # 720x1280, portrait
+    prob, small = _mask_of(segmenter, image)
+    rows, cols = prob.shape
+    assert rows == 144 and abs(cols / rows - 720 / 1280) < 0.02    # not stretched to 256x144
+    x, y, w, h = segmenter.roi
+    assert np.all(segmenter.padded[:, :x] == 128)                 # letterbox padding, not image
+    assert prob.mean() > 0.15                                      # the selfie's person is found
+
+
+def test_area_resize_matches_opencv_area_on_non_integer_ratios():
+    rng = np.random.default_rng(1)
+    image = cv2.GaussianBlur(rng.integers(0, 255, (960, 1280, 3), dtype=np.uint8), (0, 0), 3)
+    out = np.empty((144, 192, 3), np.uint8)
+    area_resize(image, out, {})
+    ref = cv2.resize(image, (192, 144), interpolation=cv2.INTER_AREA)
+    assert np.abs(out.astype(int) - ref).mean() < 1.0

@@ -1,0 +1,145 @@
+"""`vbg bench`: the real pipeline, unthrottled (or paced), with per-stage timings and CPU cost."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vbg.capture import FileSource
+from vbg.pipeline import Pipeline, open_segmenter
+from vbg.settings import Settings
+from vbg.timing import STAGES
+
+WARMUP_FRAMES = 15
+
+
+def synthetic_clip(folder: Path, width: int, height: int, frames: int = 90, fps: float = 30.0) -> Path:
+    """A clip of a person-like shape moving over a textured room, for when no clip is given."""
+    path = folder / f"synthetic_{width}x{height}.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
+    rng = np.random.default_rng(0)
+    room = cv2.resize(rng.integers(40, 200, (9, 16, 3), dtype=np.uint8), (width, height),
+                      interpolation=cv2.INTER_CUBIC)
+    for i in range(frames):
+        img = room.copy()
+        cx = int(width * (0.5 + 0.2 * np.sin(i / 15)))
+        cv2.ellipse(img, (cx, height), (width // 5, height // 2), 0, 180, 360, (60, 80, 150), -1)
+        cv2.circle(img, (cx, int(height * 0.38)), height // 7, (120, 150, 200), -1)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def scaled_clip(source: Path, folder: Path, width: int, height: int, max_frames: int = 300) -> Path:
+    """The clip re-encoded at another size (MJPG, like a webcam), so resizing is not timed as capture."""
+    path = folder / f"{source.stem}_{width}x{height}.avi"
+    cap = cv2.VideoCapture(str(source))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
+    n = 0
+    while n < max_frames:
+        ok, img = cap.read()
+        if not ok:
+            break
+        h, w = img.shape[:2]
+        scale = max(width / w, height / h)
+        img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA if scale < 1
+                         else cv2.INTER_LINEAR)
+        y, x = (img.shape[0] - height) // 2, (img.shape[1] - width) // 2
+        writer.write(np.ascontiguousarray(img[y:y + height, x:x + width]))
+        n += 1
+    writer.release()
+    cap.release()
+    return path
+
+
+def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] | None, frames: int,
+              paced_fps: float | None = None, log=print) -> dict:
+    settings = dataclasses.replace(settings)
+    with tempfile.TemporaryDirectory(prefix="vbg-bench-") as tmp:
+        tmpdir = Path(tmp)
+        if input_path is None:
+            w, h = size or (1280, 720)
+            clip = synthetic_clip(tmpdir, w, h)
+        else:
+            clip = Path(input_path)
+            probe = FileSource(dataclasses.replace(settings.capture, input=str(clip)))
+            native = (probe.width, probe.height)
+            probe.close()
+            if size and size != native:
+                log(f"re-encoding {clip.name} at {size[0]}x{size[1]} (MJPG) for the benchmark")
+                clip = scaled_clip(clip, tmpdir, *size)
+        settings.capture = dataclasses.replace(settings.capture, input=str(clip), loop=True,
+                                               paced=paced_fps is not None, fps=paced_fps)
+        settings.output = dataclasses.replace(settings.output, vcam=False, record=None)
+        segmenter = open_segmenter(settings)
+        source = FileSource(settings.capture)
+        if paced_fps:
+            source.fps = paced_fps
+        pipeline = Pipeline(settings, lossless=paced_fps is None, segmenter=segmenter, source=source)
+        pipeline.start()
+        pipeline.wait(frames=WARMUP_FRAMES)
+        pipeline.times.reset()
+        pipeline.latency.reset()
+        start_frames = pipeline.counters.frames_out
+        t0, c0 = time.perf_counter(), time.process_time()
+        pipeline.wait(frames=start_frames + frames)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        done = pipeline.counters.frames_out - start_frames
+        pipeline.stop()
+        dropped = pipeline.capture_slot.dropped + pipeline.composite_slot.dropped
+
+        # The bare model on the same session, same thread settings, same run.
+        model_wall, model_cpu = [], []
+        for _ in range(100):
+            a, b = time.perf_counter(), time.process_time()
+            segmenter.infer()
+            model_wall.append(time.perf_counter() - a)
+            model_cpu.append(time.process_time() - b)
+
+    stats = pipeline.times.summary()
+    lat = pipeline.latency.samples("latency")
+    model_ms = float(np.median(model_wall) * 1e3)
+    model_cpu_ms = float(np.median(model_cpu) * 1e3)
+    cpu_per_frame = cpu / max(done, 1)
+    return {
+        "fps": round(done / wall, 2),
+        "frames": done,
+        "cpu_s_per_frame": round(cpu_per_frame, 5),
+        "cpu_ratio_to_model": round(cpu_per_frame * 1e3 / model_cpu_ms, 3) if model_cpu_ms else None,
+        "stages_ms": {s: stats[s] for s in STAGES if s in stats},
+        "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 2), "p99": round(float(np.percentile(lat, 99)), 2)}
+        if len(lat) else None,
+        "model_infer_ms": round(model_ms, 3),
+        "model_infer_cpu_ms": round(model_cpu_ms, 3),
+        "provider": segmenter.provider,
+        "threads": segmenter.threads,
+        "size": f"{pipeline.size[0]}x{pipeline.size[1]}",
+        "input": Path(input_path).name if input_path else "synthetic",
+        "paced_fps": paced_fps,
+        "dropped": dropped,
+        "background": settings.output.background,
+    }
+
+
+def format_report(r: dict) -> str:
+    lines = [f"vbg bench: {r['input']} {r['size']}, {r['frames']} frames, {r['provider']} "
+             f"({r['threads']} thread(s)), background {r['background']}"
+             + (f", paced at {r['paced_fps']:g} fps" if r["paced_fps"] else ", unthrottled"),
+             f"  fps                {r['fps']:8.1f}",
+             f"  CPU s/frame        {r['cpu_s_per_frame'] * 1e3:8.2f} ms  ({r['cpu_ratio_to_model']}x the bare model's "
+             f"CPU time)",
+             f"  bare model         {r['model_infer_ms']:8.2f} ms wall, {r['model_infer_cpu_ms']:.2f} ms CPU",
+             "  stage              median      p99 (ms)"]
+    for name, s in r["stages_ms"].items():
+        lines.append(f"  {name:<16} {s['median']:8.2f} {s['p99']:8.2f}")
+    if r["latency_ms"]:
+        lines.append(f"  capture->output  {r['latency_ms']['p50']:8.2f} {r['latency_ms']['p99']:8.2f}")
+    if r["dropped"]:
+        lines.append(f"  dropped frames     {r['dropped']} (newest-frame hand-off)")
+    return "\n".join(lines)

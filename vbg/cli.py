@@ -1,0 +1,222 @@
+"""The `vbg` command."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import signal
+import sys
+
+from vbg import __version__
+from vbg.errors import VbgError
+from vbg.settings import Settings, parse_positive, parse_size
+
+log = logging.getLogger("vbg")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (and exit 2), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _arg(parse):
+    """Wraps a VbgError-raising parser so argparse reports it as a usage error (exit 2)."""
+    def convert(text):
+        try:
+            return parse(text)
+        except VbgError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _fraction(text):
+    value = parse_positive(text, "value") if text.strip() not in ("0", "0.0") else 0.0
+    if value > 1:
+        raise VbgError(f"bad value {text!r}: use a number from 0 to 1")
+    return value
+
+
+def _pixels(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise VbgError(f"bad pixel count {text!r}: use a whole number >= 0") from None
+    if value < 0:
+        raise VbgError(f"bad pixel count {text!r}: use a whole number >= 0")
+    return value
+
+
+def _add_model_args(p):
+    p.add_argument("--model", metavar="PATH", help="the ONNX model (default: $VBG_MODEL, then the user cache, "
+                   "downloading it there if missing)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="inference device; auto uses CUDA only if onnxruntime confirms it (default: auto)")
+    p.add_argument("--threads", type=int, default=0, help="inference threads (default: half the cores, 1-4)")
+
+
+def _add_quality_args(p):
+    p.add_argument("--smoothing", type=_arg(_fraction), default=Settings().smooth.strength, metavar="0-1",
+                   help="temporal smoothing strength, 0 = off (default: %(default)s)")
+    p.add_argument("--no-refine", action="store_true", help="plain bilinear mask upscaling (no edge refinement)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vbg", description="Real-time webcam virtual background.")
+    parser.add_argument("--version", action="version", version=f"vbg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="the live pipeline without a window",
+                         description="Camera (or file) -> virtual camera, with a status line every few seconds.")
+    src = run.add_mutually_exclusive_group()
+    src.add_argument("--camera", default="0", metavar="ID|PATH", help="camera index or device path (default: 0)")
+    src.add_argument("--input", metavar="FILE", help="a video file instead of a camera (played at its fps)")
+    run.add_argument("--loop", action="store_true", help="loop --input")
+    run.add_argument("--size", type=_arg(parse_size), metavar="WxH", help="ask the camera for this size")
+    run.add_argument("--fps", type=_arg(lambda t: parse_positive(t, "fps")), help="ask the camera for this rate")
+    run.add_argument("--no-mjpg", action="store_true", help="do not ask the camera for MJPG")
+    run.add_argument("--background", "-b", default="blur", metavar="SPEC",
+                     help="blur[:1-100], color:#RRGGBB, none, or an image or video file (default: blur)")
+    run.add_argument("--mirror", action="store_true", help="mirror the output horizontally")
+    run.add_argument("--no-vcam", action="store_true", help="no virtual camera (preview/record only)")
+    run.add_argument("--vcam-device", metavar="PATH", help="virtual camera device (Linux: /dev/videoN)")
+    run.add_argument("--always-on", action="store_true",
+                     help="keep camera and model running while no app reads the virtual camera")
+    run.add_argument("--record", metavar="FILE", help="also write the output to this video file")
+    stop = run.add_mutually_exclusive_group()
+    stop.add_argument("--frames", type=int, metavar="N", help="stop after N output frames")
+    stop.add_argument("--duration", type=_arg(lambda t: parse_positive(t, "duration")), metavar="S",
+                      help="stop after S seconds")
+    run.add_argument("--status-every", type=float, default=5.0, metavar="S", help="status line period (default 5)")
+    _add_model_args(run)
+    _add_quality_args(run)
+
+    render = sub.add_parser("render", help="offline, deterministic matting of an image, folder or video",
+                            description="Every frame in order, with the same stages as live.")
+    render.add_argument("input", metavar="INPUT", help="an image, a folder of images, or a video")
+    render.add_argument("-o", "--output", required=True, help="output image, folder, or video (.mp4/.avi); "
+                        "for a video with a non-video name, a folder of PNG frames")
+    render.add_argument("--background", "-b", default="blur", metavar="SPEC",
+                        help="blur[:1-100], color:#RRGGBB, none, an image or video file, or transparent (RGBA PNG)")
+    render.add_argument("--alpha-dir", metavar="DIR", help="also write the final 8-bit alpha of each frame here")
+    render.add_argument("--threshold", type=_arg(_fraction), metavar="T", help="hard cut-out at alpha T (0-1)")
+    render.add_argument("--feather", type=_arg(_pixels), default=0, metavar="PX", help="soften the edge by PX")
+    render.add_argument("--erode", type=_arg(_pixels), default=0, metavar="PX", help="shrink the person by PX")
+    render.add_argument("--mirror", action="store_true")
+    render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_model_args(render)
+    _add_quality_args(render)
+
+    bench = sub.add_parser("bench", help="measure the real pipeline's speed and CPU cost",
+                           description="Runs the real pipeline unthrottled on a clip (a generated one if none) "
+                           "and reports fps, CPU time per frame and per-stage median/p99.")
+    bench.add_argument("--input", metavar="FILE", help="the clip (default: a generated one)")
+    bench.add_argument("--size", type=_arg(parse_size), metavar="WxH", help="re-encode the clip at this size first")
+    bench.add_argument("--frames", type=int, default=300, help="frames to time (default 300)")
+    bench.add_argument("--paced", type=_arg(lambda t: parse_positive(t, "fps")), metavar="FPS",
+                       help="feed frames at this rate instead of unthrottled; reports capture-to-output latency")
+    bench.add_argument("--background", "-b", default="blur", metavar="SPEC")
+    bench.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    _add_model_args(bench)
+    _add_quality_args(bench)
+
+    devices = sub.add_parser("devices", help="cameras, virtual-camera devices and inference providers")
+    devices.add_argument("--model", metavar="PATH")
+    return parser
+
+
+def settings_from_args(args) -> Settings:
+    s = Settings()
+    s.segment = dataclasses.replace(s.segment, model=args.model, device=args.device, threads=args.threads)
+    s.smooth = dataclasses.replace(s.smooth, strength=args.smoothing)
+    s.matte = dataclasses.replace(s.matte, refine=not args.no_refine,
+                                  threshold=getattr(args, "threshold", None), erode=getattr(args, "erode", 0),
+                                  feather=getattr(args, "feather", 0))
+    s.output = dataclasses.replace(s.output, background=args.background, mirror=getattr(args, "mirror", False))
+    if args.command == "run":
+        s.capture = dataclasses.replace(s.capture, camera=args.camera, input=args.input, loop=args.loop,
+                                        size=args.size, fps=args.fps, mjpg=not args.no_mjpg)
+        s.output = dataclasses.replace(s.output, vcam=not args.no_vcam, vcam_device=args.vcam_device,
+                                       record=args.record, idle_when_unwatched=not args.always_on)
+    return s
+
+
+def cmd_run(args) -> int:
+    from vbg.pipeline import Pipeline
+
+    pipeline = Pipeline(settings_from_args(args))
+    stop_signal = []
+
+    def on_term(signum, _frame):
+        stop_signal.append(signum)
+        pipeline.stop()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        pipeline.start()
+        pipeline.wait(frames=args.frames, duration=args.duration, status_every=args.status_every,
+                      status=lambda line: print(f"vbg: {line}", file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pipeline.stop()
+        signal.signal(signal.SIGTERM, previous)
+    print(f"vbg: stopped after {pipeline.counters.frames_out} frames | {pipeline.status_line()}", file=sys.stderr)
+    return 0
+
+
+def cmd_render(args) -> int:
+    from vbg.pipeline import open_segmenter
+    from vbg.render import render
+
+    settings = settings_from_args(args)
+    segmenter = open_segmenter(settings)
+    n = render(args.input, args.output, settings, segmenter, background=args.background,
+               alpha_dir=args.alpha_dir, show_progress=not args.quiet)
+    print(f"vbg: rendered {n} frame{'s' * (n != 1)} -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from vbg.bench import format_report, run_bench
+
+    if args.frames < 1:
+        raise VbgError("--frames must be at least 1")
+    result = run_bench(settings_from_args(args), args.input, args.size, args.frames, paced_fps=args.paced,
+                       log=lambda m: print(f"vbg: {m}", file=sys.stderr))
+    print(format_report(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def cmd_devices(args) -> int:
+    from vbg.devices import report
+
+    print(report(args.model))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "render": cmd_render, "bench": cmd_bench, "devices": cmd_devices}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="vbg: %(message)s",
+                        stream=sys.stderr)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except VbgError as e:
+        print(f"vbg: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130

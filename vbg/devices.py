@@ -1,0 +1,66 @@
+"""`vbg devices`: cameras, virtual-camera devices and inference providers, and what to do about gaps."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cv2
+
+from vbg.model import MODEL_ENV, ModelSpec, sha256_of
+from vbg.output import loopback_fix
+from vbg.segment import CUDA, nvidia_driver_present
+
+
+def video_devices() -> tuple[list[str], list[str]]:
+    """(cameras, loopback outputs) as printable lines."""
+    cameras, loopbacks = [], []
+    if sys.platform.startswith("linux"):
+        for node in sorted(Path("/sys/class/video4linux").glob("video*"), key=lambda p: int(p.name[5:] or 0)):
+            name = (node / "name").read_text().strip() if (node / "name").exists() else "?"
+            virtual = "/virtual/" in str(node.resolve())
+            line = f"/dev/{node.name}  {name}"
+            (loopbacks if virtual or "loopback" in name.lower() else cameras).append(line)
+    else:
+        for index in range(5):
+            cap = cv2.VideoCapture(index, cv2.CAP_DSHOW if sys.platform == "win32" else cv2.CAP_ANY)
+            if cap.isOpened():
+                cameras.append(f"{index}  {int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))}x"
+                               f"{int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))}")
+            cap.release()
+    return cameras, loopbacks
+
+
+def report(model_arg: str | None = None) -> str:
+    import onnxruntime as ort
+
+    lines = []
+    cameras, loopbacks = video_devices()
+    lines.append("cameras:")
+    lines += [f"  {c}" for c in cameras] or ["  none found — plug in a webcam, or use `vbg run --input FILE`"]
+    lines.append("virtual camera devices:")
+    if sys.platform.startswith("linux"):
+        lines += [f"  {d}" for d in loopbacks] or [f"  none found — {loopback_fix()}"]
+    else:
+        lines.append(f"  (found when vbg starts) — {loopback_fix()}")
+    providers = ort.get_available_providers()
+    lines.append(f"onnxruntime {ort.__version__} providers: {', '.join(providers)}")
+    if CUDA in providers:
+        lines.append("  CUDA: " + ("NVIDIA driver found; `--device auto` uses CUDA if it starts" if
+                                   nvidia_driver_present() else "no NVIDIA driver found, so vbg uses the CPU"))
+    else:
+        lines.append("  CUDA: not in this onnxruntime (install onnxruntime-gpu on Linux/Windows with an NVIDIA GPU)")
+    spec = ModelSpec.load()
+    cached = spec.cached_path()
+    lines.append("model:")
+    if model_arg:
+        lines.append(f"  --model {model_arg}")
+    if os.environ.get(MODEL_ENV):
+        lines.append(f"  {MODEL_ENV}={os.environ[MODEL_ENV]}")
+    if cached.is_file():
+        ok = sha256_of(cached) == spec.sha256
+        lines.append(f"  cache {cached} ({'sha256 ok' if ok else 'WRONG sha256: delete it'})")
+    else:
+        lines.append(f"  cache {cached} (not downloaded yet; vbg downloads {spec.url} on first run)")
+    return "\n".join(lines)

@@ -1,0 +1,160 @@
+"""Outputs: the virtual camera, a recording file, and knowing whether any app is watching."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import select
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vbg.errors import VbgError
+
+log = logging.getLogger("vbg")
+
+
+def loopback_fix() -> str:
+    """What to do when there is no virtual camera device, for this OS."""
+    if sys.platform.startswith("linux"):
+        return ("install v4l2loopback and run: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 "
+                "card_label=vbg")
+    if sys.platform == "darwin":
+        return "install OBS Studio and start its Virtual Camera once, so its camera extension is installed"
+    return "install OBS Studio (28 or newer): its virtual camera is the device vbg writes to"
+
+
+class VirtualCamera:
+    """pyvirtualcam in BGR (the conversion to the device's format happens in its C++ code)."""
+
+    def __init__(self, width: int, height: int, fps: float, device: str | None = None):
+        import pyvirtualcam
+
+        self.width = width - (width % 2)  # browsers reject odd widths
+        self.height = height
+        try:
+            self._cam = pyvirtualcam.Camera(self.width, self.height, fps, fmt=pyvirtualcam.PixelFormat.BGR,
+                                            device=device, print_fps=False)
+        except Exception as e:  # pyvirtualcam raises RuntimeError, ValueError or a backend's own error
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise VbgError(f"no virtual camera ({first[:140]}): {loopback_fix()}; or run with --no-vcam") from None
+        self.device = self._cam.device
+        self._resized = None
+
+    def send(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        if (h, w) != (self.height, self.width):
+            if w == self.width + 1 and h == self.height:
+                image = np.ascontiguousarray(image[:, : self.width])
+            else:  # the camera came back at another size: keep the device's size
+                if self._resized is None:
+                    self._resized = np.empty((self.height, self.width, 3), np.uint8)
+                image = cv2.resize(image, (self.width, self.height), dst=self._resized)
+        self._cam.send(image)
+
+    def close(self) -> None:
+        self._cam.close()
+
+
+class Recorder:
+    FOURCC = {".avi": "MJPG", ".mkv": "MJPG", ".mp4": "mp4v", ".mov": "mp4v"}
+
+    def __init__(self, path: str, width: int, height: int, fps: float):
+        p = Path(path)
+        fourcc = self.FOURCC.get(p.suffix.lower())
+        if fourcc is None:
+            raise VbgError(f"cannot record to {p}: use a .mp4, .avi, .mkv or .mov file name")
+        if not p.parent.exists() or not os.access(p.parent, os.W_OK):
+            raise VbgError(f"cannot record to {p}: folder {p.parent} does not exist or is not writable")
+        self._writer = cv2.VideoWriter(str(p), cv2.VideoWriter.fourcc(*fourcc), fps, (width, height))
+        if not self._writer.isOpened():
+            raise VbgError(f"cannot record to {p}: OpenCV could not open a {fourcc} writer for it")
+        self.size = (width, height)
+        self.path = p
+
+    def write(self, image: np.ndarray) -> None:
+        if (image.shape[1], image.shape[0]) == self.size:
+            self._writer.write(image)
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+class ReaderWatcher:
+    """Counts the other processes that have the virtual camera device open (Linux).
+
+    inotify open/close events on the device say *when* to look; the count itself comes from the open
+    file descriptors in /proc, because inotify merges identical back-to-back events (two apps opening
+    at once would count as one, and we would idle while one still watches). Our own process is never
+    counted. Elsewhere `available` is False and the camera never idles.
+    """
+
+    IN_OPEN, IN_CLOSE_WRITE, IN_CLOSE_NOWRITE = 0x20, 0x08, 0x10
+
+    def __init__(self, path: str):
+        self.path = path
+        self.readers = 0
+        self.available = False
+        self.changed = threading.Event()
+        self._fd = -1
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        if not sys.platform.startswith("linux") or not Path(path).exists():
+            return
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            return
+        mask = self.IN_OPEN | self.IN_CLOSE_WRITE | self.IN_CLOSE_NOWRITE
+        if libc.inotify_add_watch(fd, os.fsencode(path), mask) < 0:
+            os.close(fd)
+            return
+        self._fd = fd
+        self.available = True
+
+    def start(self) -> ReaderWatcher:
+        if self.available:
+            self._thread = threading.Thread(target=self._run, name="vbg-vcam-readers", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._fd], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                data = os.read(self._fd, 4096)
+            except BlockingIOError:
+                continue
+            if data:
+                self.readers = self.count_openers()
+                self.changed.set()
+
+    def count_openers(self) -> int:
+        target = os.path.realpath(self.path)
+        me = os.getpid()
+        count = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == me:
+                continue
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+                if any(os.readlink(f"/proc/{pid}/fd/{fd}") == target for fd in fds):
+                    count += 1
+            except OSError:  # gone, or another user's process
+                continue
+        return count
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -1,0 +1,295 @@
+"""The live pipeline: capture thread -> segmentation thread -> compositing/output thread.
+
+Frames flow through two `LatestSlot`s, so each stage works on the newest frame and a slow stage makes
+the others drop frames instead of queueing them. Each stage times itself into one `StageTimes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vbg.backgrounds import parse_background
+from vbg.capture import CaptureThread, FrameSource, open_source
+from vbg.composite import Compositor
+from vbg.errors import VbgError
+from vbg.frames import Frame, FramePool, LatestSlot
+from vbg.model import ModelSpec, resolve_model
+from vbg.output import ReaderWatcher, Recorder, VirtualCamera
+from vbg.segment import Segmenter
+from vbg.settings import Settings
+from vbg.smooth import MaskSmoother
+from vbg.timing import StageTimes
+
+log = logging.getLogger("vbg")
+
+POOL_FRAMES = 6  # capture + slot + segmentation + slot + compositor, and one spare
+IDLE_GRACE_S = 2.0
+
+
+def mask_frame(frame: Frame, segmenter: Segmenter, smoother: MaskSmoother, times: StageTimes) -> None:
+    """Model-grid image and smoothed mask for `frame`, into its own buffers ('small', 'mask')."""
+    rows, cols = segmenter.fit(*frame.image.shape[:2])
+    small = frame.buffer("small", (rows, cols, 3), np.uint8)
+    mask = frame.buffer("mask", (rows, cols), np.float32)
+    with times.measure("preprocess"):
+        segmenter.preprocess(frame.image, small)
+    with times.measure("inference"):
+        prob = segmenter.infer()
+    with times.measure("smoothing"):
+        smoother(prob, small, mask)
+
+
+def open_segmenter(settings: Settings) -> Segmenter:
+    spec = ModelSpec.load()
+    path = resolve_model(spec, settings.segment.model)
+    return Segmenter(path, spec, settings.segment.device, settings.segment.threads)
+
+
+def status_card(shape: tuple[int, int, int], text: str, last: np.ndarray | None) -> np.ndarray:
+    """A dimmed last frame (or dark grey) with one line of text: never a silent black or frozen stream."""
+    card = (last // 3) if last is not None and last.shape == shape else np.full(shape, 32, np.uint8)
+    h, w = shape[:2]
+    scale = max(0.5, w / 1280)
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    cv2.putText(card, text, ((w - tw) // 2, (h + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (240, 240, 240), 2,
+                cv2.LINE_AA)
+    return card
+
+
+def rss_mb() -> float:
+    if sys.platform.startswith("linux"):
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1e6 if sys.platform == "darwin" else 1e3)
+
+
+@dataclass
+class Counters:
+    frames_out: int = 0
+    cards: int = 0
+    errors: int = 0
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, *, lossless: bool = False,
+                 on_output: Callable[[np.ndarray], None] | None = None,
+                 segmenter: Segmenter | None = None, source: FrameSource | None = None):
+        """Opens everything that can fail (model, background, input, virtual camera, recording) so
+        errors surface here as VbgError, before any thread starts."""
+        self.settings = settings
+        self.times = StageTimes()
+        self.latency = StageTimes(("latency",))
+        self.counters = Counters()
+        self.on_output = on_output
+        self._stop = threading.Event()
+        self._closed = False
+        self.segmenter = segmenter or open_segmenter(settings)
+        self.smoother = MaskSmoother(settings.smooth.strength)
+        out = settings.output
+        background = parse_background(out.background, live=True)
+        self.compositor = Compositor(settings.matte, background, mirror=out.mirror)
+        cap = settings.capture
+        if source is None:
+            try:
+                source = open_source(cap)
+            except VbgError as e:
+                if cap.input:
+                    raise
+                log.warning("%s — will keep retrying", e)
+        w, h = (source.width, source.height) if source else (cap.size or (1280, 720))
+        fps = (source.fps if source and source.fps else None) or cap.fps or 30.0
+        self.size, self.fps = (w, h), fps
+        self.vcam = self.recorder = self.watcher = None
+        try:
+            if out.vcam:
+                self.vcam = VirtualCamera(w, h, fps, out.vcam_device)
+            if out.record:
+                self.recorder = Recorder(out.record, w, h, fps)
+        except VbgError:
+            if source:
+                source.close()
+            self._close_outputs()
+            raise
+        if self.vcam and out.idle_when_unwatched:
+            self.watcher = ReaderWatcher(self.vcam.device).start()
+        self.pool = FramePool(POOL_FRAMES)
+        self.capture_slot = LatestSlot(lossless=lossless)
+        self.composite_slot = LatestSlot(lossless=lossless)
+        self.capture = CaptureThread(cap, self.capture_slot, self.pool, self.times, source=source)
+        self._threads = [
+            self.capture,
+            threading.Thread(target=self._segment_loop, name="vbg-segment", daemon=True),
+            threading.Thread(target=self._composite_loop, name="vbg-composite", daemon=True),
+        ]
+        self.last_output: np.ndarray | None = None
+        self._idle = False
+        self._unwatched_since = time.monotonic()
+        self._rate = (time.monotonic(), 0)
+        self.output_fps = 0.0
+        self.finished = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Pipeline:
+        # Each stage has its own thread; OpenCV's pool on top of that only adds contention on small
+        # machines. Process-wide, so set here where the threads are laid out.
+        cv2.setNumThreads(max(1, min(4, (os.cpu_count() or 2) - 2)))
+        log.info("inference: %s, %d thread(s); output %dx%d @ %g fps%s", self.segmenter.provider_note,
+                 self.segmenter.threads, *self.size, self.fps,
+                 f"; virtual camera {self.vcam.device}" if self.vcam else "")
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self, timeout: float = 1.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self.capture.stop()
+        self.capture_slot.close()
+        self.composite_slot.close()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            if t.is_alive():
+                t.join(max(0.05, deadline - time.monotonic()))
+        self._close_outputs()
+        self.compositor.background.close()
+
+    def _close_outputs(self) -> None:
+        for closer in (self.watcher, self.vcam, self.recorder):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception as e:  # closing must never take the app down
+                    log.warning("closing %s: %s", type(closer).__name__, e)
+
+    def wait(self, frames: int | None = None, duration: float | None = None,
+             status_every: float | None = None, status: Callable[[str], None] | None = None) -> None:
+        """Blocks until the input ends, `frames` were output, `duration` passed, or stop()."""
+        t_end = time.monotonic() + duration if duration else None
+        next_status = time.monotonic() + (status_every or 0)
+        while not self.finished.is_set() and not self._stop.is_set():
+            if frames is not None and self.counters.frames_out >= frames:
+                break
+            if t_end is not None and time.monotonic() >= t_end:
+                break
+            self.finished.wait(0.05)
+            if status_every and status and time.monotonic() >= next_status:
+                next_status += status_every
+                status(self.status_line())
+
+    # -- threads ---------------------------------------------------------------------------------
+    def _segment_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self.capture_slot.get(timeout=0.25)
+                if frame is None:
+                    if self.capture_slot.closed:
+                        break
+                    continue
+                try:
+                    mask_frame(frame, self.segmenter, self.smoother, self.times)
+                except Exception:
+                    frame.release()
+                    self.counters.errors += 1
+                    log.exception("segmentation failed on frame %d", frame.index)
+                    continue
+                self.composite_slot.put(frame)
+        finally:
+            self.composite_slot.close()
+
+    def _composite_loop(self) -> None:
+        last_out = time.monotonic()
+        try:
+            while True:
+                frame = self.composite_slot.get(timeout=0.25)
+                now = time.monotonic()
+                if frame is None:
+                    if self.composite_slot.closed:
+                        break
+                    self._update_idle(now)
+                    if self.capture.state == "lost" and now - last_out > 0.5:
+                        self._emit(status_card((self.size[1], self.size[0], 3), "camera lost - reconnecting",
+                                               self.last_output), card=True)
+                        last_out = now
+                    continue
+                try:
+                    t0 = time.perf_counter()
+                    image = self.compositor.compose(frame.image, frame.buffers["small"], frame.buffers["mask"])
+                    t1 = time.perf_counter()
+                    self.times.add("composite", (t1 - t0) * 1e3)
+                    self._emit(image)
+                    t2 = time.perf_counter()
+                    self.times.add("output", (t2 - t1) * 1e3)
+                    self.latency.add("latency", (t2 - frame.t_capture) * 1e3)
+                except Exception as e:
+                    self.counters.errors += 1
+                    log.warning("frame %d not composited: %s", frame.index, e)
+                finally:
+                    frame.release()
+                last_out = now
+                self._update_idle(now)
+        finally:
+            self.finished.set()
+
+    def _emit(self, image: np.ndarray, card: bool = False) -> None:
+        if self.vcam is not None:
+            self.vcam.send(image)
+        if self.recorder is not None:
+            self.recorder.write(image)
+        if self.on_output is not None:
+            self.on_output(image)
+        self.last_output = image
+        if card:
+            self.counters.cards += 1
+        else:
+            self.counters.frames_out += 1
+
+    def _update_idle(self, now: float) -> None:
+        w = self.watcher
+        if w is None or not w.available:
+            return
+        if w.readers > 0:
+            self._unwatched_since = now
+            if self._idle:
+                self._idle = False
+                self.capture.wanted.set()
+                log.info("an app opened the virtual camera: resuming")
+        elif not self._idle and now - self._unwatched_since > IDLE_GRACE_S:
+            self._idle = True
+            self.capture.wanted.clear()
+
+    # -- reporting -------------------------------------------------------------------------------
+    def vcam_state(self) -> str:
+        if self.vcam is None:
+            return "virtual camera off"
+        if self.watcher is not None and self.watcher.available:
+            n = self.watcher.readers
+            return f"vcam {self.vcam.device}: " + (f"{n} reader{'s' * (n != 1)}" if n else "no readers (idle)")
+        return f"vcam {self.vcam.device}"
+
+    def status_line(self) -> str:
+        now = time.monotonic()
+        t, n = self._rate
+        frames = self.counters.frames_out
+        if now > t:
+            self.output_fps = (frames - n) / (now - t)
+        self._rate = (now, frames)
+        stage = {"capture": "capture", "preprocess": "pre", "inference": "infer", "smoothing": "smooth",
+                 "composite": "composite", "output": "out"}
+        ms = " ".join(f"{short} {self.times.median(name):.1f}" for name, short in stage.items())
+        cam = self.capture.state if self.capture.state != "live" else "live"
+        return (f"{self.output_fps:5.1f} fps | ms: {ms} | latency {self.latency.median('latency'):.0f} ms | "
+                f"{self.segmenter.provider} | camera {cam} | {self.vcam_state()} | dropped "
+                f"{self.capture_slot.dropped + self.composite_slot.dropped} | rss {rss_mb():.0f} MB | "
+                f"errors {self.counters.errors}")

@@ -1,0 +1,160 @@
+"""Offline, deterministic matting of an image, a folder of images, or a video.
+
+Same stages as live, run in order on every frame: no frame is dropped. Video frames share the
+temporal smoothing; images in a folder are independent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vbg.backgrounds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Background, parse_background
+from vbg.composite import Compositor
+from vbg.errors import VbgError
+from vbg.frames import Frame
+from vbg.pipeline import mask_frame
+from vbg.progress import ProgressBar
+from vbg.segment import Segmenter
+from vbg.settings import Settings
+from vbg.smooth import MaskSmoother
+from vbg.timing import StageTimes
+
+
+class InputItems:
+    """The frames of an image, a folder of images, or a video, with a name each."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise VbgError(f"input {self.path} does not exist")
+        if self.path.is_dir():
+            self.kind = "folder"
+            self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self.files:
+                raise VbgError(f"folder {self.path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            self.count = len(self.files)
+        elif self.path.suffix.lower() in IMAGE_SUFFIXES:
+            self.kind, self.files, self.count = "image", [self.path], 1
+        else:
+            self.kind = "video"
+            cap = cv2.VideoCapture(str(self.path))
+            if not cap.isOpened():
+                raise VbgError(f"cannot open {self.path}: not an image, a folder or a video OpenCV can decode")
+            self.count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            self.fps = fps if 1 <= fps <= 240 else 30.0
+            cap.release()
+
+    def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
+        if self.kind == "video":
+            cap = cv2.VideoCapture(str(self.path))
+            index = 0
+            buf = None
+            while True:
+                ok, buf = cap.read(buf)
+                if not ok:
+                    break
+                yield f"{index:06d}", buf
+                index += 1
+            cap.release()
+            return
+        for f in self.files:
+            image = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if image is None:
+                raise VbgError(f"cannot read image {f}: not an image OpenCV can decode")
+            yield f.stem, image
+
+
+class OfflineMatter:
+    """Runs the live stages in order on one frame at a time."""
+
+    def __init__(self, settings: Settings, segmenter: Segmenter, background: Background | None):
+        self.segmenter = segmenter
+        self.smoother = MaskSmoother(settings.smooth.strength)
+        self.compositor = Compositor(settings.matte, background or parse_background("none"),
+                                     mirror=settings.output.mirror)
+        self.times = StageTimes()
+        self._frame = Frame()
+
+    def reset(self) -> None:
+        self.smoother.reset()
+
+    def process(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Returns (alpha uint8 at full size, composite or None when there is no background)."""
+        frame = self._frame
+        frame.image = image
+        mask_frame(frame, self.segmenter, self.smoother, self.times)
+        small, mask = frame.buffers["small"], frame.buffers["mask"]
+        if self.compositor.background.passthrough:
+            return self.compositor.alpha_for(image, small, mask), None
+        composite = self.compositor.compose(image, small, mask)
+        return self.compositor.refiner.alpha, composite
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), image):
+        raise VbgError(f"cannot write {path}: check the folder exists and is writable, and the extension")
+
+
+def render(input_path: str, output: str, settings: Settings, segmenter: Segmenter, background: str = "blur",
+           alpha_dir: str | None = None, show_progress: bool = True) -> int:
+    items = InputItems(input_path)
+    transparent = background == "transparent"
+    bg = None if transparent else parse_background(background, live=False)
+    matter = OfflineMatter(settings, segmenter, bg)
+    out = Path(output)
+    alpha_out = Path(alpha_dir) if alpha_dir else None
+    writer = None
+    to_folder = items.kind == "folder" or (items.kind == "video" and out.suffix.lower() not in VIDEO_SUFFIXES)
+    if items.kind == "image" and transparent and out.suffix.lower() != ".png":
+        raise VbgError(f"--background transparent writes RGBA: name the output .png, not {out.name}")
+    for folder in ([out] if to_folder else [out.parent]) + ([alpha_out] if alpha_out else []):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise VbgError(f"cannot create folder {folder}: {e.strerror}") from None
+    progress = ProgressBar(f"render {items.path.name}", items.count) if show_progress and items.kind != "image" else None
+    rgba = None
+    n = 0
+    try:
+        for name, image in items:
+            if items.kind == "folder":
+                matter.reset()
+            alpha, composite = matter.process(image)
+            if transparent:
+                if rgba is None or rgba.shape[:2] != image.shape[:2]:
+                    rgba = np.empty(image.shape[:2] + (4,), np.uint8)
+                rgba[..., :3] = image
+                rgba[..., 3] = alpha
+                result = rgba
+            else:
+                result = composite if composite is not None else image
+            if to_folder:
+                _write_image(out / f"{name}.png", result)
+            elif items.kind == "image":
+                _write_image(out, result)
+            else:
+                if writer is None:
+                    fourcc = "MJPG" if out.suffix.lower() in (".avi", ".mkv") else "mp4v"
+                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*fourcc), items.fps,
+                                             (result.shape[1], result.shape[0]))
+                    if not writer.isOpened():
+                        raise VbgError(f"cannot write video {out}: check the folder and the extension (.mp4, .avi)")
+                writer.write(result)
+            if alpha_out is not None:
+                _write_image(alpha_out / f"{name}.png", alpha)
+            n += 1
+            if progress:
+                progress(n)
+    finally:
+        if writer is not None:
+            writer.release()
+        if progress:
+            progress.done()
+        if bg is not None:
+            bg.close()
+    return n

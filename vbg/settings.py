@@ -1,0 +1,77 @@
+"""Settings: plain dataclasses, one per stage, shared by the CLI, `vbg run`, `vbg render` and the window."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from vbg.errors import VbgError
+
+
+@dataclass
+class CaptureSettings:
+    camera: str = "0"                      # index or device path
+    input: str | None = None               # a video file instead of a camera
+    loop: bool = False
+    size: tuple[int, int] | None = None    # requested (width, height); the camera may grant another
+    fps: float | None = None
+    mjpg: bool = True                      # ask cameras for MJPG (USB 2 webcams give 720p30 only that way)
+    paced: bool = True                     # play files at their own fps (live); False = as fast as possible
+
+
+@dataclass
+class SegmentSettings:
+    model: str | None = None
+    device: str = "auto"                   # auto | cpu | cuda
+    threads: int = 0                       # onnxruntime intra-op threads; 0 = pick for this machine
+
+
+@dataclass
+class SmoothSettings:
+    strength: float = 0.9                  # 0 = off
+
+
+@dataclass
+class MatteSettings:
+    refine: bool = True
+    radius: int = 2                        # guided-filter radius on the mask grid
+    eps: float = 1e-3                      # guided-filter regularisation (grey levels in [0, 1])
+    threshold: float | None = None         # hard cut-out at this alpha (0-1); None keeps the soft edge
+    erode: int = 0                         # shrink the person by this many full-size pixels
+    feather: int = 0                       # soften the edge by this many full-size pixels
+
+
+@dataclass
+class OutputSettings:
+    background: str = "blur"
+    mirror: bool = False
+    vcam: bool = True
+    vcam_device: str | None = None
+    record: str | None = None
+    idle_when_unwatched: bool = True       # pause camera and model while no app reads the virtual camera
+
+
+@dataclass
+class Settings:
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    segment: SegmentSettings = field(default_factory=SegmentSettings)
+    smooth: SmoothSettings = field(default_factory=SmoothSettings)
+    matte: MatteSettings = field(default_factory=MatteSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*", text)
+    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
+        raise VbgError(f"bad size {text!r}: use WIDTHxHEIGHT, e.g. 1280x720")
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_positive(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise VbgError(f"bad {what} {text!r}: use a positive number") from None
+    if not value > 0:
+        raise VbgError(f"bad {what} {text!r}: it must be greater than 0")
+    return value

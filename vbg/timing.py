@@ -1,0 +1,55 @@
+"""Per-stage timings: each stage records its own durations into a fixed ring."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+STAGES = ("capture", "preprocess", "inference", "smoothing", "composite", "output")
+
+
+class StageTimes:
+    """A bounded ring of recent durations (ms) for each named stage.
+
+    One thread writes each stage; readers get a consistent-enough snapshot for status lines.
+    """
+
+    def __init__(self, stages: tuple[str, ...] = STAGES, capacity: int = 4096):
+        self._rings = {name: np.zeros(capacity, np.float64) for name in stages}
+        self._counts = {name: 0 for name in stages}
+        self._capacity = capacity
+
+    def add(self, stage: str, ms: float) -> None:
+        n = self._counts[stage]
+        self._rings[stage][n % self._capacity] = ms
+        self._counts[stage] = n + 1
+
+    @contextmanager
+    def measure(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, (time.perf_counter() - t0) * 1e3)
+
+    def samples(self, stage: str) -> np.ndarray:
+        n = min(self._counts[stage], self._capacity)
+        return self._rings[stage][:n]
+
+    def median(self, stage: str) -> float:
+        s = self.samples(stage)
+        return float(np.median(s)) if len(s) else 0.0
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name in self._rings:
+            s = self.samples(name)
+            if len(s):
+                out[name] = {"median": round(float(np.median(s)), 3), "p99": round(float(np.percentile(s, 99)), 3)}
+        return out
+
+    def reset(self) -> None:
+        for name in self._counts:
+            self._counts[name] = 0
