@@ -50,10 +50,11 @@ def test_stop_releases_everything_within_a_second(segmenter):
 
 
 class FlakyCamera(FrameSource):
-    """Stands in for a webcam (this machine has none): gives `good` frames, then fails every read."""
+    """Stands in for a webcam (this machine has none): gives `good` frames at its frame rate, then
+    fails every read."""
 
     def __init__(self, good):
-        self.width, self.height, self.fps = 64, 48, 100.0
+        self.width, self.height, self.fps = 64, 48, 40.0
         self.description = "flaky test camera"
         self.left = good
 
@@ -61,6 +62,7 @@ class FlakyCamera(FrameSource):
         if self.left <= 0:
             return None
         self.left -= 1
+        time.sleep(1 / self.fps)       # a camera's read blocks until its next frame
         into[:] = 7
         return into
 
@@ -94,3 +96,96 @@ def test_capture_reconnects_after_the_camera_is_lost():
     assert len(got) == 12 and got == sorted(got)     # frames kept coming after each loss
     assert len(opens) >= 4 and states_seen >= 2       # lost, failed to reopen, reopened, lost again...
     assert not capture.is_alive()
+
+
+class VanishingVirtualCamera:
+    """Stands in for a virtual camera device (this machine has none) that disappears mid-call: the
+    first `fail_opens` re-opens fail like a missing device does, sends fail while `gone` is set."""
+
+    instances = []
+
+    def __init__(self, width, height, fps, device=None):
+        if VanishingVirtualCamera.fail_opens > 0:
+            VanishingVirtualCamera.fail_opens -= 1
+            raise VbgError("no virtual camera (device missing): sudo modprobe v4l2loopback ...")
+        self.device, self.sent = "/dev/video-test", 0
+        VanishingVirtualCamera.instances.append(self)
+
+    def send(self, image):
+        if VanishingVirtualCamera.gone and self.sent >= 5:
+            raise OSError("No such device")
+        self.sent += 1
+
+    def close(self):
+        pass
+
+
+def test_virtual_camera_lost_mid_run_is_retried_while_output_continues(segmenter):
+    VanishingVirtualCamera.instances, VanishingVirtualCamera.fail_opens, VanishingVirtualCamera.gone = [], 0, True
+    s = _file_settings(vcam=True, idle_when_unwatched=False)
+    s.capture.loop = True
+    seen = []
+    pipeline = Pipeline(s, segmenter=segmenter, open_vcam=VanishingVirtualCamera,
+                        on_output=lambda img: seen.append(1))
+    pipeline.VCAM_RETRY_S = (0.05,)
+    pipeline.start()
+    try:
+        deadline = time.monotonic() + 20
+        while pipeline.vcam_error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pipeline.vcam_error and "lost" in pipeline.vcam_error
+        assert "vcam error" in pipeline.status_line()
+        VanishingVirtualCamera.gone = False                      # the device comes back
+        while len(VanishingVirtualCamera.instances) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        frames_then = len(seen)
+        time.sleep(0.3)
+    finally:
+        pipeline.stop()
+    assert len(VanishingVirtualCamera.instances) >= 2 and pipeline.vcam_error is None
+    assert VanishingVirtualCamera.instances[-1].sent > 0 and len(seen) > frames_then   # flowing again
+
+
+def test_window_mode_starts_without_a_virtual_camera_and_retries(segmenter):
+    VanishingVirtualCamera.instances, VanishingVirtualCamera.fail_opens, VanishingVirtualCamera.gone = [], 2, False
+    s = _file_settings(vcam=True, idle_when_unwatched=False)
+    s.capture.loop = True
+    pipeline = Pipeline(s, segmenter=segmenter, open_vcam=VanishingVirtualCamera, vcam_required=False)
+    assert pipeline.vcam is None and "modprobe" in pipeline.vcam_error
+    pipeline.VCAM_RETRY_S = (0.05,)
+    pipeline.start()
+    try:
+        pipeline.retry_vcam()
+        deadline = time.monotonic() + 20
+        while pipeline.vcam is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        pipeline.stop()
+    assert pipeline.vcam is not None and pipeline.counters.frames_out > 0
+
+
+def test_camera_lost_sends_a_reconnecting_card_then_resumes(segmenter):
+    state = {"opens": 0}
+
+    def open_source(settings):
+        state["opens"] += 1
+        if 2 <= state["opens"] <= 4:
+            raise VbgError("camera 0 could not be opened (missing, or busy in another app?)")
+        return FlakyCamera(good=8)
+
+    s = Settings()
+    s.output.vcam = False
+    s.output.background = "color:#204080"
+    outputs = []
+    pipeline = Pipeline(s, segmenter=segmenter, open_source=open_source,
+                        on_output=lambda img: outputs.append(float(img.mean())))
+    pipeline.capture.BACKOFF = (0.3,)
+    pipeline.start()
+    deadline = time.monotonic() + 20
+    while state["opens"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    pipeline.stop()
+    assert pipeline.counters.cards >= 1                           # the output kept flowing while lost
+    assert state["opens"] >= 5 and pipeline.counters.frames_out >= 9   # and resumed by itself
+    assert state["opens"] <= 8                                    # backoff, not a busy loop

@@ -81,11 +81,16 @@ class Counters:
 
 
 class Pipeline:
+    VCAM_RETRY_S = (1.0, 2.0, 5.0)
+
     def __init__(self, settings: Settings, *, lossless: bool = False,
                  on_output: Callable[[np.ndarray], None] | None = None,
-                 segmenter: Segmenter | None = None, source: FrameSource | None = None):
+                 segmenter: Segmenter | None = None, source: FrameSource | None = None,
+                 open_source: Callable = open_source, open_vcam: Callable = VirtualCamera,
+                 vcam_required: bool = True):
         """Opens everything that can fail (model, background, input, virtual camera, recording) so
-        errors surface here as VbgError, before any thread starts."""
+        errors surface here as VbgError, before any thread starts. With `vcam_required=False` (the
+        window) a missing virtual camera is reported in `vcam_error` and retried instead."""
         self.settings = settings
         self.times = StageTimes()
         self.latency = StageTimes(("latency",))
@@ -110,9 +115,18 @@ class Pipeline:
         fps = (source.fps if source and source.fps else None) or cap.fps or 30.0
         self.size, self.fps = (w, h), fps
         self.vcam = self.recorder = self.watcher = None
+        self.vcam_error: str | None = None
+        self._open_vcam = open_vcam
+        self._vcam_attempts = 0
+        self._vcam_retry_at = 0.0
         try:
             if out.vcam:
-                self.vcam = VirtualCamera(w, h, fps, out.vcam_device)
+                try:
+                    self.vcam = open_vcam(w, h, fps, out.vcam_device)
+                except VbgError as e:
+                    if vcam_required:
+                        raise
+                    self._vcam_failed(str(e))
             if out.record:
                 self.recorder = Recorder(out.record, w, h, fps)
         except VbgError:
@@ -120,12 +134,12 @@ class Pipeline:
                 source.close()
             self._close_outputs()
             raise
-        if self.vcam and out.idle_when_unwatched:
-            self.watcher = ReaderWatcher(self.vcam.device).start()
+        self._attach_watcher()
         self.pool = FramePool(POOL_FRAMES)
         self.capture_slot = LatestSlot(lossless=lossless)
         self.composite_slot = LatestSlot(lossless=lossless)
-        self.capture = CaptureThread(cap, self.capture_slot, self.pool, self.times, source=source)
+        self.capture = CaptureThread(cap, self.capture_slot, self.pool, self.times, source=source,
+                                     open_source=open_source)
         self._threads = [
             self.capture,
             threading.Thread(target=self._segment_loop, name="vbg-segment", daemon=True),
@@ -242,9 +256,51 @@ class Pipeline:
         finally:
             self.finished.set()
 
-    def _emit(self, image: np.ndarray, card: bool = False) -> None:
-        if self.vcam is not None:
+    def _vcam_failed(self, message: str) -> None:
+        delay = self.VCAM_RETRY_S[min(self._vcam_attempts, len(self.VCAM_RETRY_S) - 1)]
+        self._vcam_attempts += 1
+        self._vcam_retry_at = time.monotonic() + delay
+        if message != self.vcam_error:
+            log.warning("%s (retrying)", message)
+        self.vcam_error = message
+
+    def _attach_watcher(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+            self.watcher = None
+        if self.vcam is not None and self.settings.output.idle_when_unwatched:
+            self.watcher = ReaderWatcher(self.vcam.device).start()
+
+    def retry_vcam(self) -> None:
+        """Try to open the virtual camera at the next frame (the window's Retry button)."""
+        self._vcam_retry_at = 0.0
+
+    def _send_vcam(self, image: np.ndarray) -> None:
+        if self.vcam is None:
+            if not self.settings.output.vcam or time.monotonic() < self._vcam_retry_at:
+                return
+            try:
+                self.vcam = self._open_vcam(self.size[0], self.size[1], self.fps, self.settings.output.vcam_device)
+            except VbgError as e:
+                self._vcam_failed(str(e))
+                return
+            log.info("virtual camera %s is back", self.vcam.device)
+            self.vcam_error, self._vcam_attempts = None, 0
+            self._attach_watcher()
+        try:
             self.vcam.send(image)
+        except Exception as e:  # backends raise their own types when the device goes away
+            self.counters.errors += 1
+            try:
+                self.vcam.close()
+            except Exception:
+                pass
+            self.vcam = None
+            self._attach_watcher()
+            self._vcam_failed(f"virtual camera lost ({str(e).strip()[:120] or type(e).__name__})")
+
+    def _emit(self, image: np.ndarray, card: bool = False) -> None:
+        self._send_vcam(image)
         if self.recorder is not None:
             self.recorder.write(image)
         if self.on_output is not None:
@@ -258,6 +314,9 @@ class Pipeline:
     def _update_idle(self, now: float) -> None:
         w = self.watcher
         if w is None or not w.available:
+            if self._idle:  # the device went away: never stay idle without one
+                self._idle = False
+                self.capture.wanted.set()
             return
         if w.readers > 0:
             self._unwatched_since = now
@@ -272,7 +331,7 @@ class Pipeline:
     # -- reporting -------------------------------------------------------------------------------
     def vcam_state(self) -> str:
         if self.vcam is None:
-            return "virtual camera off"
+            return f"vcam error: {self.vcam_error}" if self.vcam_error else "virtual camera off"
         if self.watcher is not None and self.watcher.available:
             n = self.watcher.readers
             return f"vcam {self.vcam.device}: " + (f"{n} reader{'s' * (n != 1)}" if n else "no readers (idle)")
