@@ -125,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(bench)
     _add_quality_args(bench)
 
+    ev = sub.add_parser("eval", help="cut-out quality against ground truth, beside the bare model and an EMA",
+                        description="Stills: --images DIR --masks DIR. Video: --video FILE [--alpha DIR] (without "
+                        "--alpha, only frame-to-frame alpha change). Reports IoU, boundary F, alpha MAD, dtSSD "
+                        "and flicker for the pipeline, the bare model (raw) and a plain EMA (ema).")
+    ev.add_argument("--images", metavar="DIR")
+    ev.add_argument("--masks", metavar="DIR", help="masks named like the images (binary or soft PNG)")
+    ev.add_argument("--video", metavar="FILE")
+    ev.add_argument("--alpha", metavar="DIR", help="ground-truth alpha of --video: 000000.png, 000001.png, …")
+    ev.add_argument("--pred", metavar="DIR", help="also score alphas written by anything else (same names)")
+    ev.add_argument("--variants", default=",".join(("pipeline", "raw", "ema")),
+                    help="comma-separated, from pipeline, raw, ema (default: all)")
+    ev.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    ev.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_model_args(ev)
+    _add_quality_args(ev)
+
     devices = sub.add_parser("devices", help="cameras, virtual-camera devices and inference providers")
     devices.add_argument("--model", metavar="PATH")
     return parser
@@ -137,7 +154,8 @@ def settings_from_args(args) -> Settings:
     s.matte = dataclasses.replace(s.matte, refine=not args.no_refine,
                                   threshold=getattr(args, "threshold", None), erode=getattr(args, "erode", 0),
                                   feather=getattr(args, "feather", 0))
-    s.output = dataclasses.replace(s.output, background=args.background, mirror=getattr(args, "mirror", False))
+    s.output = dataclasses.replace(s.output, background=getattr(args, "background", s.output.background),
+                                   mirror=getattr(args, "mirror", False))
     if args.command == "run":
         s.capture = dataclasses.replace(s.capture, camera=args.camera, input=args.input, loop=args.loop,
                                         size=args.size, fps=args.fps, mjpg=not args.no_mjpg)
@@ -195,6 +213,32 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from vbg.evaluate import VARIANTS, eval_stills, eval_video, format_report
+    from vbg.pipeline import open_segmenter
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise VbgError(f"unknown variant {unknown[0]!r}: use {', '.join(VARIANTS)}")
+    if bool(args.images) != bool(args.masks):
+        raise VbgError("stills need both --images DIR and --masks DIR")
+    if bool(args.images) == bool(args.video):
+        raise VbgError("give either --images DIR --masks DIR, or --video FILE [--alpha DIR]")
+    settings = settings_from_args(args)
+    segmenter = open_segmenter(settings) if variants else None
+    if args.images:
+        report = eval_stills(args.images, args.masks, settings, segmenter, variants, args.pred, args.limit,
+                             progress=not args.quiet)
+    else:
+        report = eval_video(args.video, args.alpha, settings, segmenter, variants, args.pred, args.limit,
+                            progress=not args.quiet)
+    print(format_report(report))
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
 def cmd_devices(args) -> int:
     from vbg.devices import report
 
@@ -202,7 +246,7 @@ def cmd_devices(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "render": cmd_render, "bench": cmd_bench, "devices": cmd_devices}
+COMMANDS = {"run": cmd_run, "render": cmd_render, "bench": cmd_bench, "eval": cmd_eval, "devices": cmd_devices}
 
 
 def main(argv: list[str] | None = None) -> int:

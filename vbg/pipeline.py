@@ -20,7 +20,7 @@ import numpy as np
 
 from vbg.backgrounds import parse_background
 from vbg.capture import CaptureThread, FrameSource, open_source
-from vbg.composite import Compositor
+from vbg.composite import compositor_for
 from vbg.errors import VbgError
 from vbg.frames import Frame, FramePool, LatestSlot
 from vbg.model import ModelSpec, resolve_model
@@ -102,7 +102,7 @@ class Pipeline:
         self.smoother = MaskSmoother(settings.smooth.strength)
         out = settings.output
         background = parse_background(out.background, live=True)
-        self.compositor = Compositor(settings.matte, background, mirror=out.mirror)
+        self.compositor = compositor_for(settings, background)
         cap = settings.capture
         if source is None:
             try:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Background, parse_background
-from vbg.composite import Compositor
+from vbg.composite import compositor_for
 from vbg.errors import VbgError
 from vbg.frames import Frame
 from vbg.pipeline import mask_frame
@@ -72,16 +72,16 @@ class InputItems:
 class OfflineMatter:
     """Runs the live stages in order on one frame at a time."""
 
-    def __init__(self, settings: Settings, segmenter: Segmenter, background: Background | None):
+    def __init__(self, settings: Settings, segmenter: Segmenter, background: Background | None, smoother=None):
         self.segmenter = segmenter
-        self.smoother = MaskSmoother(settings.smooth.strength)
-        self.compositor = Compositor(settings.matte, background or parse_background("none"),
-                                     mirror=settings.output.mirror)
+        self.smoother = smoother or MaskSmoother(settings.smooth.strength)
+        self.compositor = compositor_for(settings, background or parse_background("none"))
         self.times = StageTimes()
         self._frame = Frame()
 
     def reset(self) -> None:
         self.smoother.reset()
+        self.compositor.refiner.reset()
 
     def process(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Returns (alpha uint8 at full size, composite or None when there is no background)."""

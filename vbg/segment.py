@@ -65,12 +65,14 @@ class Segmenter:
     exactly. All buffers are allocated once per frame size.
     """
 
-    def __init__(self, model_path: Path, spec: ModelSpec, device: str = "auto", threads: int = 0):
+    def __init__(self, model_path: Path, spec: ModelSpec, device: str = "auto", threads: int = 0,
+                 keep_aspect: bool = True):
         import onnxruntime as ort
 
         if device not in DEVICES:
             raise VbgError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
         self.spec = spec
+        self.keep_aspect = keep_aspect  # False stretches the frame (only the `raw` baseline of vbg eval)
         self.threads = threads or default_threads()
         self.session, self.provider_note = self._open(ort, model_path, device)
         self.provider = self.session.get_providers()[0]
@@ -84,7 +86,7 @@ class Segmenter:
         self._binding.bind_cpu_input(spec.input_name, self.input)
         self._binding.bind_ortvalue_output(spec.output_name, ort.OrtValue.ortvalue_from_numpy(self.output))
         self._scratch: dict = {}
-        self._frame_shape: tuple[int, int] | None = None
+        self._frame_shape: tuple | None = None
         self.roi = (0, 0, w, h)  # x, y, w, h of the frame inside the model input
         self._norm_scale = np.float32(spec.scale / spec.std)
         self._norm_offset = np.float32(spec.mean / spec.std)
@@ -144,14 +146,16 @@ class Segmenter:
 
     def fit(self, frame_h: int, frame_w: int) -> tuple[int, int]:
         """Sets up the letterbox for this frame size; returns the mask grid (rows, cols)."""
-        if self._frame_shape != (frame_h, frame_w):
+        if self._frame_shape != (frame_h, frame_w, self.keep_aspect):
             _, _, mh, mw = self.spec.input_shape
             scale = min(mw / frame_w, mh / frame_h)
             cw, ch = max(1, round(frame_w * scale)), max(1, round(frame_h * scale))
+            if not self.keep_aspect:
+                cw, ch = mw, mh
             x, y = (mw - cw) // 2, (mh - ch) // 2
             self.roi = (x, y, cw, ch)
             self.padded[:] = 128
-            self._frame_shape = (frame_h, frame_w)
+            self._frame_shape = (frame_h, frame_w, self.keep_aspect)
         return self.roi[3], self.roi[2]
 
     def preprocess(self, image: np.ndarray, small_out: np.ndarray) -> None:

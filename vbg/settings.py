@@ -28,7 +28,9 @@ class SegmentSettings:
 
 @dataclass
 class SmoothSettings:
-    strength: float = 0.9                  # 0 = off
+    strength: float = 0.9                  # hold on the mask grid where the image is still; 0 = all smoothing off
+    edge_hold: float = 0.8                 # the same at full size, on the refined edge (0 = off)
+    edge_motion_levels: int = 8            # full-size grey change (after a 3x3 box) that counts as motion
 
 
 @dataclass
@@ -36,6 +38,7 @@ class MatteSettings:
     refine: bool = True
     radius: int = 2                        # guided-filter radius on the mask grid
     eps: float = 1e-3                      # guided-filter regularisation (grey levels in [0, 1])
+    snap: float = 0.06                     # refined alpha within this of 0 or 1 becomes 0 or 1
     threshold: float | None = None         # hard cut-out at this alpha (0-1); None keeps the soft edge
     erode: int = 0                         # shrink the person by this many full-size pixels
     feather: int = 0                       # soften the edge by this many full-size pixels

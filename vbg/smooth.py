@@ -58,3 +58,22 @@ class MaskSmoother:
             np.add(prob, tmp, out=out)
         self._prev[:] = out
         self._prev_gray, self._gray = self._gray, self._prev_gray
+
+
+class EmaSmoother:
+    """A plain exponential moving average: the baseline most apps ship, kept for `vbg eval`."""
+
+    def __init__(self, keep: float = 0.5):
+        self.keep = keep
+        self._prev: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._prev = None
+
+    def __call__(self, prob: np.ndarray, small_bgr: np.ndarray, out: np.ndarray) -> None:
+        if self._prev is None or self._prev.shape != prob.shape:
+            out[:] = prob
+            self._prev = np.empty_like(prob)
+        else:
+            cv2.addWeighted(self._prev, self.keep, prob, 1.0 - self.keep, 0.0, dst=out)
+        self._prev[:] = out

@@ -1,0 +1,72 @@
+"""`vbg eval`: the metrics, the baselines beside the pipeline, and the pipeline beating the bare model."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+
+from conftest import STILLS, VIDEO_GT, run_vbg
+from vbg import metrics
+
+
+def test_metrics_on_known_shapes():
+    truth = np.zeros((100, 100), np.float32)
+    truth[20:80, 20:80] = 1
+    shifted = np.roll(truth, 10, axis=1)
+    assert metrics.iou(truth, truth) == 1.0
+    assert abs(metrics.iou(shifted, truth) - 50 * 60 / (70 * 60)) < 1e-6
+    assert metrics.boundary_f(truth, truth) == 1.0
+    assert metrics.boundary_f(np.roll(truth, 1, axis=1), truth) == 1.0     # within tolerance
+    assert metrics.boundary_f(shifted, truth) < 0.6                          # 10 px off is not
+    t = metrics.TemporalScores()
+    t.add(truth, truth)
+    t.add(shifted, truth)                                                    # truth still, prediction jumps
+    assert t.result()["flicker"] > 0 and t.result()["dtssd"] > 0
+
+
+def test_eval_stills_reports_pipeline_raw_and_ema_and_the_worst_items(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    for img in sorted((STILLS / "images").iterdir())[:12]:
+        shutil.copy(img, images / img.name)
+        shutil.copy(STILLS / "masks" / f"{img.stem}.png", masks / f"{img.stem}.png")
+    r = run_vbg("eval", "--images", images, "--masks", masks, "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(report["variants"]) == {"pipeline", "raw", "ema"} and report["items"] == 12
+    v = report["variants"]
+    assert v["pipeline"]["iou"] > v["raw"]["iou"] and v["pipeline"]["boundary_f"] > v["raw"]["boundary_f"]
+    assert len(report["worst"]) == 5
+    assert "raw" in r.stdout and "boundary F" in r.stdout
+
+
+def test_eval_video_pipeline_beats_bare_model_on_flicker_dtssd_and_iou(tmp_path):
+    r = run_vbg("eval", "--video", VIDEO_GT / "input.avi", "--alpha", VIDEO_GT / "alpha", "--json", "-q", timeout=300)
+    assert r.returncode == 0, r.stderr
+    v = json.loads(r.stdout.strip().splitlines()[-1])["variants"]
+    raw, ema, pipe = v["raw"], v["ema"], v["pipeline"]
+    assert pipe["flicker"] <= 0.5 * raw["flicker"]          # measured 0.30x on d0_office08
+    assert pipe["dtssd"] <= 0.8 * raw["dtssd"]              # measured 0.72x
+    assert pipe["iou"] >= raw["iou"] and pipe["iou_motion"] >= raw["iou_motion"]
+    assert ema["flicker"] < raw["flicker"]                  # the baseline is a real EMA
+
+
+def test_eval_scores_alphas_from_elsewhere_with_the_same_code(tmp_path):
+    images, masks, pred = tmp_path / "images", tmp_path / "masks", tmp_path / "pred"
+    for d in (images, masks, pred):
+        d.mkdir()
+    img = sorted((STILLS / "images").iterdir())[0]
+    shutil.copy(img, images / img.name)
+    mask = cv2.imread(str(STILLS / "masks" / f"{img.stem}.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(masks / f"{img.stem}.png"), mask)
+    cv2.imwrite(str(pred / f"{img.stem}.png"), mask)                    # a perfect prediction
+    r = run_vbg("eval", "--images", images, "--masks", masks, "--pred", pred, "--variants", "raw", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    v = json.loads(r.stdout.strip().splitlines()[-1])["variants"]
+    assert v["pred"]["iou"] == 1.0 and v["pred"]["boundary_f"] == 1.0 and v["raw"]["iou"] < 1.0
+
+
+def test_eval_without_masks_is_a_one_line_error(tmp_path):
+    r = run_vbg("eval", "--images", tmp_path)
+    assert r.returncode == 2 and "--masks" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,189 @@
+"""`vbg eval`: cut-out quality of the pipeline beside the bare model and a plain EMA, on stills or video.
+
+Every variant runs the same offline path as `vbg render`; only the stages differ:
+  pipeline  the app's settings (aspect-kept input, motion-gated smoothing, guided-filter edge)
+  raw       the bare model: frame stretched to 256x144, bilinear upsampling, no smoothing or refinement
+  ema       raw plus a plain exponential moving average (0.5) of the mask
+  pred      alphas written by anything else (--pred DIR), scored with the same code
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vbg import metrics
+from vbg.backgrounds import IMAGE_SUFFIXES
+from vbg.errors import VbgError
+from vbg.progress import ProgressBar
+from vbg.render import InputItems, OfflineMatter
+from vbg.segment import Segmenter
+from vbg.settings import MatteSettings, Settings, SmoothSettings
+from vbg.smooth import EmaSmoother, MaskSmoother
+
+VARIANTS = ("pipeline", "raw", "ema")
+MOTION_SHARE = 0.1  # "frames with the most motion": the top 10% by true alpha change
+
+
+def _read_alpha(path: Path) -> np.ndarray:
+    alpha = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if alpha is None:
+        raise VbgError(f"cannot read alpha/mask {path}: expected an 8-bit PNG (0 = background, 255 = person)")
+    return alpha.astype(np.float32) / 255.0
+
+
+class _Variant:
+    """Produces the alpha of each item for one variant."""
+
+    def __init__(self, name: str, settings: Settings, segmenter: Segmenter | None, pred_dir: Path | None = None):
+        self.name, self.segmenter, self.pred_dir = name, segmenter, pred_dir
+        if name == "pred":
+            return
+        if name == "pipeline":
+            self.keep_aspect, self.matter = True, OfflineMatter(settings, segmenter, None)
+            return
+        bare = dataclasses.replace(settings, smooth=SmoothSettings(strength=0.0), matte=MatteSettings(refine=False))
+        smoother = EmaSmoother(0.5) if name == "ema" else MaskSmoother(0.0)
+        self.keep_aspect, self.matter = False, OfflineMatter(bare, segmenter, None, smoother=smoother)
+
+    def alpha(self, name: str, image: np.ndarray) -> np.ndarray:
+        if self.name == "pred":
+            return _read_alpha(self.pred_dir / f"{name}.png")
+        self.segmenter.keep_aspect = self.keep_aspect  # one session shared by the variants
+        alpha, _ = self.matter.process(image)
+        return alpha.astype(np.float32) / 255.0
+
+    def reset(self) -> None:
+        if self.name != "pred":
+            self.matter.reset()
+
+
+def _variants(names, settings, segmenter, pred_dir):
+    out = [_Variant("pred", settings, None, Path(pred_dir))] if pred_dir else []
+    return out + [_Variant(n, settings, segmenter) for n in names]
+
+
+def eval_stills(images: str, masks: str, settings: Settings, segmenter: Segmenter | None,
+                variants=VARIANTS, pred_dir: str | None = None, limit: int | None = None, progress=True) -> dict:
+    image_dir, mask_dir = Path(images), Path(masks)
+    for d in (image_dir, mask_dir):
+        if not d.is_dir():
+            raise VbgError(f"{d} is not a folder")
+    pairs = []
+    for img in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        mask = next((m for m in (mask_dir / f"{img.stem}{s}" for s in (".png", ".jpg", ".bmp")) if m.exists()), None)
+        if mask is not None:
+            pairs.append((img, mask))
+    if not pairs:
+        raise VbgError(f"no image in {image_dir} has a mask with the same name in {mask_dir}")
+    pairs = pairs[:limit] if limit else pairs
+    runs = _variants(variants, settings, segmenter, pred_dir)
+    scores = {v.name: [] for v in runs}
+    bar = ProgressBar("eval stills", len(pairs)) if progress else None
+    for i, (img_path, mask_path) in enumerate(pairs):
+        image = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise VbgError(f"cannot read image {img_path}")
+        truth = _read_alpha(mask_path)
+        for v in runs:
+            v.reset()
+            a = v.alpha(img_path.stem, image)
+            scores[v.name].append((img_path.stem, metrics.iou(a, truth), metrics.boundary_f(a, truth),
+                                   metrics.mad(a, truth)))
+        if bar:
+            bar(i + 1)
+    if bar:
+        bar.done()
+    report = {"kind": "stills", "items": len(pairs), "variants": {}}
+    for name, rows in scores.items():
+        arr = np.array([r[1:] for r in rows])
+        report["variants"][name] = {"iou": float(arr[:, 0].mean()), "boundary_f": float(arr[:, 1].mean()),
+                                    "mad": float(arr[:, 2].mean())}
+    first = runs[0].name
+    worst = sorted(scores[first], key=lambda r: r[1])[:5]
+    report["worst"] = [{"item": r[0], "iou": round(r[1], 4), "boundary_f": round(r[2], 4)} for r in worst]
+    return report
+
+
+def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter: Segmenter | None,
+               variants=VARIANTS, pred_dir: str | None = None, limit: int | None = None, progress=True) -> dict:
+    items = InputItems(video)
+    if items.kind != "video":
+        raise VbgError(f"{video} is not a video")
+    truth_dir = Path(alpha_dir) if alpha_dir else None
+    if truth_dir is not None and not (truth_dir / "000000.png").exists():
+        raise VbgError(f"{truth_dir} has no 000000.png: --alpha needs the ground truth as 000000.png, 000001.png, …")
+    runs = _variants(variants, settings, segmenter, pred_dir)
+    temporal = {v.name: metrics.TemporalScores() for v in runs}
+    per_frame = {v.name: [] for v in runs}
+    truth_motion, prev_truth = [], None
+    bar = ProgressBar(f"eval {items.path.name}", items.count) if progress else None
+    n = 0
+    for name, image in items:
+        if limit and n >= limit:
+            break
+        truth = None
+        if truth_dir is not None:
+            path = truth_dir / f"{name}.png"
+            if not path.exists():
+                break
+            truth = _read_alpha(path)
+            truth_motion.append(float(np.abs(truth - prev_truth).mean()) if prev_truth is not None else 0.0)
+            prev_truth = truth
+        for v in runs:
+            a = v.alpha(name, image)
+            temporal[v.name].add(a, truth)
+            if truth is not None:
+                per_frame[v.name].append((name, metrics.iou(a, truth), metrics.boundary_f(a, truth),
+                                          metrics.mad(a, truth)))
+        n += 1
+        if bar:
+            bar(n)
+    if bar:
+        bar.done()
+    report = {"kind": "video", "items": n, "ground_truth": truth_dir is not None, "variants": {}}
+    moving = None
+    if truth_motion:
+        k = max(1, int(round(MOTION_SHARE * len(truth_motion))))
+        moving = set(np.argsort(truth_motion)[-k:].tolist())
+    for v in runs:
+        entry = dict(temporal[v.name].result())
+        rows = per_frame[v.name]
+        if rows:
+            arr = np.array([r[1:] for r in rows])
+            entry.update(iou=float(arr[:, 0].mean()), boundary_f=float(arr[:, 1].mean()), mad=float(arr[:, 2].mean()),
+                         iou_motion=float(np.mean([arr[i, 0] for i in moving])))
+        report["variants"][v.name] = entry
+    if per_frame[runs[0].name]:
+        worst = sorted(per_frame[runs[0].name], key=lambda r: r[1])[:5]
+        report["worst"] = [{"item": r[0], "iou": round(r[1], 4), "boundary_f": round(r[2], 4)} for r in worst]
+    return report
+
+
+COLUMNS = (("iou", "IoU", 4), ("boundary_f", "boundary F", 4), ("mad", "alpha MAD", 4), ("dtssd", "dtSSD", 5),
+           ("flicker", "flicker", 6), ("iou_motion", "IoU (motion)", 4))
+
+
+def format_report(report: dict) -> str:
+    variants = report["variants"]
+    cols = [c for c in COLUMNS if any(c[0] in v for v in variants.values())]
+    head = f"{'variant':<10}" + "".join(f"{title:>14}" for _, title, _ in cols)
+    lines = [f"vbg eval: {report['kind']}, {report['items']} items", head]
+    for name, v in variants.items():
+        lines.append(f"{name:<10}" + "".join(f"{v[key]:>14.{digits}f}" if key in v else f"{'-':>14}"
+                                             for key, _, digits in cols))
+    if "raw" in variants:
+        for name, v in variants.items():
+            if name == "raw":
+                continue
+            ratios = [f"{title} {v[key] / variants['raw'][key]:.2f}x" for key, title, _ in cols
+                      if key in ("flicker", "dtssd") and key in v and variants["raw"].get(key)]
+            if ratios:
+                lines.append(f"{name} vs raw: " + ", ".join(ratios))
+    if report.get("worst"):
+        first = next(iter(variants))
+        lines.append(f"worst items ({first}): " + ", ".join(f"{w['item']} (IoU {w['iou']:.3f})" for w in report["worst"]))
+    return "\n".join(lines)
