@@ -27,7 +27,7 @@ def _file_settings(**output):
 def test_whole_pipeline_on_a_file_outputs_composited_frames(segmenter):
     outputs = []
     pipeline = Pipeline(_file_settings(background="color:#00ff00"), lossless=True, segmenter=segmenter,
-                        on_output=lambda img: outputs.append(img[:8, :8].copy()) if len(outputs) < 40 else None)
+                        on_output=lambda img, src: outputs.append(img[:8, :8].copy()) if len(outputs) < 40 else None)
     pipeline.start()
     pipeline.wait(frames=40)
     pipeline.stop()
@@ -126,7 +126,7 @@ def test_virtual_camera_lost_mid_run_is_retried_while_output_continues(segmenter
     s.capture.loop = True
     seen = []
     pipeline = Pipeline(s, segmenter=segmenter, open_vcam=VanishingVirtualCamera,
-                        on_output=lambda img: seen.append(1))
+                        on_output=lambda img, src: seen.append(1))
     pipeline.VCAM_RETRY_S = (0.05,)
     pipeline.start()
     try:
@@ -178,7 +178,7 @@ def test_camera_lost_sends_a_reconnecting_card_then_resumes(segmenter):
     s.output.background = "color:#204080"
     outputs = []
     pipeline = Pipeline(s, segmenter=segmenter, open_source=open_source,
-                        on_output=lambda img: outputs.append(float(img.mean())))
+                        on_output=lambda img, src: outputs.append(float(img.mean())))
     pipeline.capture.BACKOFF = (0.3,)
     pipeline.start()
     deadline = time.monotonic() + 20

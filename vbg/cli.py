@@ -54,15 +54,37 @@ def _pixels(text):
 def _add_model_args(p):
     p.add_argument("--model", metavar="PATH", help="the ONNX model (default: $VBG_MODEL, then the user cache, "
                    "downloading it there if missing)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=argparse.SUPPRESS,
                    help="inference device; auto uses CUDA only if onnxruntime confirms it (default: auto)")
-    p.add_argument("--threads", type=int, default=0, help="inference threads (default: half the cores, 1-4)")
+    p.add_argument("--threads", type=int, default=argparse.SUPPRESS,
+                   help="inference threads (default: half the cores, 1-4)")
+
+
+def _add_live_args(p):
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--camera", metavar="ID|PATH", help="camera index or device path (default: 0)")
+    src.add_argument("--input", metavar="FILE", help="a video file instead of a camera (played at its fps)")
+    p.add_argument("--loop", action="store_true", help="loop --input")
+    p.add_argument("--size", type=_arg(parse_size), metavar="WxH", help="ask the camera for this size")
+    p.add_argument("--fps", type=_arg(lambda t: parse_positive(t, "fps")), help="ask the camera for this rate")
+    p.add_argument("--no-mjpg", action="store_true", help="do not ask the camera for MJPG")
+    p.add_argument("--background", "-b", metavar="SPEC",
+                   help="blur[:1-100], color:#RRGGBB, none, or an image or video file (default: blur)")
+    p.add_argument("--mirror", action="store_true", help="mirror the output horizontally")
+    p.add_argument("--no-vcam", action="store_true", help="no virtual camera (preview/record only)")
+    p.add_argument("--vcam-device", metavar="PATH", help="virtual camera device (Linux: /dev/videoN)")
+    p.add_argument("--always-on", action="store_true",
+                   help="keep camera and model running while no app reads the virtual camera")
+    p.add_argument("--record", metavar="FILE", help="also write the output to this video file")
+    _add_model_args(p)
+    _add_quality_args(p)
 
 
 def _add_quality_args(p):
-    p.add_argument("--smoothing", type=_arg(_fraction), default=Settings().smooth.strength, metavar="0-1",
-                   help="temporal smoothing strength, 0 = off (default: %(default)s)")
-    p.add_argument("--no-refine", action="store_true", help="plain bilinear mask upscaling (no edge refinement)")
+    p.add_argument("--smoothing", type=_arg(_fraction), default=argparse.SUPPRESS, metavar="0-1",
+                   help=f"temporal smoothing strength, 0 = off (default: {Settings().smooth.strength})")
+    p.add_argument("--no-refine", action="store_true", default=argparse.SUPPRESS,
+                   help="plain bilinear mask upscaling (no edge refinement)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,30 +93,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="the live pipeline without a window",
-                         description="Camera (or file) -> virtual camera, with a status line every few seconds.")
-    src = run.add_mutually_exclusive_group()
-    src.add_argument("--camera", default="0", metavar="ID|PATH", help="camera index or device path (default: 0)")
-    src.add_argument("--input", metavar="FILE", help="a video file instead of a camera (played at its fps)")
-    run.add_argument("--loop", action="store_true", help="loop --input")
-    run.add_argument("--size", type=_arg(parse_size), metavar="WxH", help="ask the camera for this size")
-    run.add_argument("--fps", type=_arg(lambda t: parse_positive(t, "fps")), help="ask the camera for this rate")
-    run.add_argument("--no-mjpg", action="store_true", help="do not ask the camera for MJPG")
-    run.add_argument("--background", "-b", default="blur", metavar="SPEC",
-                     help="blur[:1-100], color:#RRGGBB, none, or an image or video file (default: blur)")
-    run.add_argument("--mirror", action="store_true", help="mirror the output horizontally")
-    run.add_argument("--no-vcam", action="store_true", help="no virtual camera (preview/record only)")
-    run.add_argument("--vcam-device", metavar="PATH", help="virtual camera device (Linux: /dev/videoN)")
-    run.add_argument("--always-on", action="store_true",
-                     help="keep camera and model running while no app reads the virtual camera")
-    run.add_argument("--record", metavar="FILE", help="also write the output to this video file")
+    run = sub.add_parser("run", help="the live pipeline without a window", argument_default=argparse.SUPPRESS,
+                         description="Camera (or file) -> virtual camera, with a status line every few seconds. "
+                         "Starts from the settings the window saved; flags override them for this run.")
+    _add_live_args(run)
     stop = run.add_mutually_exclusive_group()
     stop.add_argument("--frames", type=int, metavar="N", help="stop after N output frames")
     stop.add_argument("--duration", type=_arg(lambda t: parse_positive(t, "duration")), metavar="S",
                       help="stop after S seconds")
     run.add_argument("--status-every", type=float, default=5.0, metavar="S", help="status line period (default 5)")
-    _add_model_args(run)
-    _add_quality_args(run)
+
+    gui = sub.add_parser("gui", help="the window (also what `vbg` alone opens)", argument_default=argparse.SUPPRESS,
+                         description="The window: live preview, backgrounds, controls, hotkeys. Same options as "
+                         "`vbg run`; they override the saved settings for this run.")
+    _add_live_args(gui)
+
+    ctl = sub.add_parser("ctl", help="drive the running window (bind these to your desktop's shortcuts)",
+                         description="Commands to the running vbg window over a per-user local socket.")
+    ctl.add_argument("ctl_command", metavar="COMMAND", choices=("next", "prev", "select", "blur", "off", "pause",
+                     "resume", "snapshot", "screenshot", "status"),
+                     help="next | prev | select NAME | blur | off | pause | resume | snapshot PATH | "
+                     "screenshot PATH | status")
+    ctl.add_argument("ctl_args", nargs="*", metavar="ARG")
 
     render = sub.add_parser("render", help="offline, deterministic matting of an image, folder or video",
                             description="Every frame in order, with the same stages as live.")
@@ -147,27 +167,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args) -> Settings:
-    s = Settings()
-    s.segment = dataclasses.replace(s.segment, model=args.model, device=args.device, threads=args.threads)
-    s.smooth = dataclasses.replace(s.smooth, strength=args.smoothing)
-    s.matte = dataclasses.replace(s.matte, refine=not args.no_refine,
-                                  threshold=getattr(args, "threshold", None), erode=getattr(args, "erode", 0),
-                                  feather=getattr(args, "feather", 0))
-    s.output = dataclasses.replace(s.output, background=getattr(args, "background", s.output.background),
-                                   mirror=getattr(args, "mirror", False))
-    if args.command == "run":
-        s.capture = dataclasses.replace(s.capture, camera=args.camera, input=args.input, loop=args.loop,
-                                        size=args.size, fps=args.fps, mjpg=not args.no_mjpg)
-        s.output = dataclasses.replace(s.output, vcam=not args.no_vcam, vcam_device=args.vcam_device,
-                                       record=args.record, idle_when_unwatched=not args.always_on)
+# flag -> (section, field, how the flag's value becomes the setting's)
+FLAGS = {
+    "camera": ("capture", "camera", None), "input": ("capture", "input", None), "loop": ("capture", "loop", None),
+    "size": ("capture", "size", None), "fps": ("capture", "fps", None), "no_mjpg": ("capture", "mjpg", "not"),
+    "model": ("segment", "model", None), "device": ("segment", "device", None),
+    "threads": ("segment", "threads", None), "smoothing": ("smooth", "strength", None),
+    "no_refine": ("matte", "refine", "not"), "threshold": ("matte", "threshold", None),
+    "erode": ("matte", "erode", None), "feather": ("matte", "feather", None),
+    "background": ("output", "background", None), "mirror": ("output", "mirror", None),
+    "no_vcam": ("output", "vcam", "not"), "vcam_device": ("output", "vcam_device", None),
+    "record": ("output", "record", None), "always_on": ("output", "idle_when_unwatched", "not"),
+}
+
+
+def settings_from_args(args, base: Settings | None = None) -> Settings:
+    """`base` (defaults, or the saved settings for run/gui) with the flags that were given."""
+    s = base or Settings()
+    given = vars(args)
+    for flag, (section, name, how) in FLAGS.items():
+        if flag in given and not (how == "not" and given[flag] is False):
+            value = given[flag]
+            setattr(getattr(s, section), name, (not value) if how == "not" else value)
     return s
+
+
+def saved_settings() -> Settings:
+    from vbg.resources import config_dir
+
+    return Settings.load(config_dir() / "settings.json")
 
 
 def cmd_run(args) -> int:
     from vbg.pipeline import Pipeline
 
-    pipeline = Pipeline(settings_from_args(args))
+    pipeline = Pipeline(settings_from_args(args, saved_settings()))
     stop_signal = []
 
     def on_term(signum, _frame):
@@ -177,7 +211,8 @@ def cmd_run(args) -> int:
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         pipeline.start()
-        pipeline.wait(frames=args.frames, duration=args.duration, status_every=args.status_every,
+        pipeline.wait(frames=getattr(args, "frames", None), duration=getattr(args, "duration", None),
+                      status_every=args.status_every,
                       status=lambda line: print(f"vbg: {line}", file=sys.stderr, flush=True))
     except KeyboardInterrupt:
         pass
@@ -239,6 +274,24 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_gui(args) -> int:
+    from vbg.app.main import run_gui
+
+    saved = saved_settings()
+    return run_gui(settings_from_args(args, saved_settings()), saved)
+
+
+def cmd_ctl(args) -> int:
+    from vbg.app.control import send
+
+    reply = send(args.ctl_command, args.ctl_args)
+    if args.ctl_command == "status":
+        print(json.dumps({k: v for k, v in reply.items() if k != "ok"}))
+    if not reply.get("ok"):
+        raise VbgError(reply.get("error", "the app refused the command"), exit_code=1)
+    return 0
+
+
 def cmd_devices(args) -> int:
     from vbg.devices import report
 
@@ -246,7 +299,8 @@ def cmd_devices(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "render": cmd_render, "bench": cmd_bench, "eval": cmd_eval, "devices": cmd_devices}
+COMMANDS = {"run": cmd_run, "gui": cmd_gui, "ctl": cmd_ctl, "render": cmd_render, "bench": cmd_bench,
+            "eval": cmd_eval, "devices": cmd_devices}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,8 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="vbg: %(message)s",
                         stream=sys.stderr)
     if args.command is None:
-        parser.print_help()
-        return 0
+        args = parser.parse_args(["gui"])
     try:
         return COMMANDS[args.command](args)
     except VbgError as e:

@@ -138,6 +138,7 @@ class Compositor:
         self.refiner = EdgeRefiner(matte, hold, motion_levels)
         self.background = background
         self.mirror = mirror
+        self._next_background: Background | None = None
         self._shape = None
         self._outputs = None
         self._turn = 0
@@ -152,8 +153,16 @@ class Compositor:
             self._outputs = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
             self._shape = shape
 
+    def set_background(self, background: Background) -> None:
+        """Takes effect at the next frame, on the composing thread (which then closes the old one)."""
+        self._next_background = background
+
     def compose(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Returns the composited frame (an internal buffer, valid until the call after next)."""
+        if self._next_background is not None:
+            old, self.background, self._next_background = self.background, self._next_background, None
+            if old is not self.background:
+                old.close()
         background = self.background
         if isinstance(background, Passthrough):
             result = image

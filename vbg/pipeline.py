@@ -84,7 +84,7 @@ class Pipeline:
     VCAM_RETRY_S = (1.0, 2.0, 5.0)
 
     def __init__(self, settings: Settings, *, lossless: bool = False,
-                 on_output: Callable[[np.ndarray], None] | None = None,
+                 on_output: Callable[[np.ndarray, np.ndarray | None], None] | None = None,
                  segmenter: Segmenter | None = None, source: FrameSource | None = None,
                  open_source: Callable = open_source, open_vcam: Callable = VirtualCamera,
                  vcam_required: bool = True):
@@ -146,6 +146,9 @@ class Pipeline:
             threading.Thread(target=self._composite_loop, name="vbg-composite", daemon=True),
         ]
         self.last_output: np.ndarray | None = None
+        self._card: tuple[str, np.ndarray] | None = None
+        self.paused = False
+        self._snapshot: tuple[str, threading.Event, list] | None = None
         self._idle = False
         self._unwatched_since = time.monotonic()
         self._rate = (time.monotonic(), 0)
@@ -232,9 +235,12 @@ class Pipeline:
                     if self.composite_slot.closed:
                         break
                     self._update_idle(now)
-                    if self.capture.state == "lost" and now - last_out > 0.5:
-                        self._emit(status_card((self.size[1], self.size[0], 3), "camera lost - reconnecting",
-                                               self.last_output), card=True)
+                    text = "paused" if self.paused else "camera lost - reconnecting" \
+                        if self.capture.state == "lost" else None
+                    if text and now - last_out > 0.5:
+                        if self._card is None or self._card[0] != text:
+                            self._card = (text, status_card((self.size[1], self.size[0], 3), text, self.last_output))
+                        self._emit(self._card[1], card=True)
                         last_out = now
                     continue
                 try:
@@ -242,7 +248,7 @@ class Pipeline:
                     image = self.compositor.compose(frame.image, frame.buffers["small"], frame.buffers["mask"])
                     t1 = time.perf_counter()
                     self.times.add("composite", (t1 - t0) * 1e3)
-                    self._emit(image)
+                    self._emit(image, source=frame.image)
                     t2 = time.perf_counter()
                     self.times.add("output", (t2 - t1) * 1e3)
                     self.latency.add("latency", (t2 - frame.t_capture) * 1e3)
@@ -255,6 +261,42 @@ class Pipeline:
                 self._update_idle(now)
         finally:
             self.finished.set()
+
+    def _apply_wanted(self) -> None:
+        if self.paused or self._idle:
+            self.capture.wanted.clear()
+        else:
+            self.capture.wanted.set()
+
+    # -- controls (any thread) ---------------------------------------------------------------------
+    def pause(self) -> None:
+        """Stops camera and model; the output holds a 'paused' card so call apps keep a picture."""
+        self.paused = True
+        self._apply_wanted()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._apply_wanted()
+
+    def set_background(self, spec: str) -> None:
+        """Switches the background; raises VbgError (and keeps the current one) if `spec` is bad."""
+        self.compositor.set_background(parse_background(spec, live=True))
+        self.settings.output.background = spec
+
+    def set_vcam_enabled(self, enabled: bool) -> None:
+        """Opens or closes the virtual camera (done by the output thread at its next frame)."""
+        self.settings.output.vcam = enabled
+        if enabled:
+            self.retry_vcam()
+
+    def snapshot(self, path: str, timeout: float = 2.0) -> bool:
+        """Writes the next output frame (or the last one, if none comes) to `path` as an image."""
+        done, result = threading.Event(), []
+        self._snapshot = (path, done, result)
+        if not done.wait(timeout):
+            self._snapshot = None
+            return self.last_output is not None and cv2.imwrite(path, self.last_output)
+        return bool(result and result[0])
 
     def _vcam_failed(self, message: str) -> None:
         delay = self.VCAM_RETRY_S[min(self._vcam_attempts, len(self.VCAM_RETRY_S) - 1)]
@@ -276,8 +318,14 @@ class Pipeline:
         self._vcam_retry_at = 0.0
 
     def _send_vcam(self, image: np.ndarray) -> None:
+        wanted = self.settings.output.vcam
+        if self.vcam is not None and not wanted:
+            self.vcam.close()
+            self.vcam, self.vcam_error = None, None
+            self._attach_watcher()
+            return
         if self.vcam is None:
-            if not self.settings.output.vcam or time.monotonic() < self._vcam_retry_at:
+            if not wanted or time.monotonic() < self._vcam_retry_at:
                 return
             try:
                 self.vcam = self._open_vcam(self.size[0], self.size[1], self.fps, self.settings.output.vcam_device)
@@ -299,13 +347,20 @@ class Pipeline:
             self._attach_watcher()
             self._vcam_failed(f"virtual camera lost ({str(e).strip()[:120] or type(e).__name__})")
 
-    def _emit(self, image: np.ndarray, card: bool = False) -> None:
+    def _emit(self, image: np.ndarray, card: bool = False, source: np.ndarray | None = None) -> None:
         self._send_vcam(image)
         if self.recorder is not None:
             self.recorder.write(image)
         if self.on_output is not None:
-            self.on_output(image)
+            self.on_output(image, source)
+        if self._snapshot is not None:
+            path, done, result = self._snapshot
+            self._snapshot = None
+            result.append(cv2.imwrite(path, image))
+            done.set()
         self.last_output = image
+        if not card:
+            self._card = None
         if card:
             self.counters.cards += 1
         else:
@@ -316,17 +371,17 @@ class Pipeline:
         if w is None or not w.available:
             if self._idle:  # the device went away: never stay idle without one
                 self._idle = False
-                self.capture.wanted.set()
+                self._apply_wanted()
             return
         if w.readers > 0:
             self._unwatched_since = now
             if self._idle:
                 self._idle = False
-                self.capture.wanted.set()
+                self._apply_wanted()
                 log.info("an app opened the virtual camera: resuming")
         elif not self._idle and now - self._unwatched_since > IDLE_GRACE_S:
             self._idle = True
-            self.capture.wanted.clear()
+            self._apply_wanted()
 
     # -- reporting -------------------------------------------------------------------------------
     def vcam_state(self) -> str:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vbg.errors import VbgError
+
+log = logging.getLogger("vbg")
 
 
 @dataclass
@@ -55,12 +62,56 @@ class OutputSettings:
 
 
 @dataclass
+class WindowSettings:
+    view: str = "output"                   # output | camera | side
+    auto_cycle_s: float = 0.0              # switch to the next background every N seconds; 0 = off
+
+
+@dataclass
 class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     segment: SegmentSettings = field(default_factory=SegmentSettings)
     smooth: SmoothSettings = field(default_factory=SmoothSettings)
     matte: MatteSettings = field(default_factory=MatteSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    window: WindowSettings = field(default_factory=WindowSettings)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        """Known keys with values of the right type; anything else is ignored (older or newer files)."""
+        settings = cls()
+        for part in dataclasses.fields(cls):
+            section, values = getattr(settings, part.name), data.get(part.name)
+            if not isinstance(values, dict):
+                continue
+            for f in dataclasses.fields(section):
+                if f.name in values:
+                    value, default = values[f.name], getattr(section, f.name)
+                    if isinstance(value, list):
+                        value = tuple(value)
+                    if default is None or value is None or isinstance(value, type(default)) or (
+                            isinstance(default, float) and isinstance(value, int)):
+                        setattr(section, f.name, value)
+        return settings
+
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        if not path.exists():
+            return cls()
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError) as e:
+            log.warning("settings file %s is unreadable (%s): using defaults", path, e)
+            return cls()
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.to_json())
+        os.replace(tmp, path)
 
 
 def parse_size(text: str) -> tuple[int, int]:

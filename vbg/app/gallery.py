@@ -1,0 +1,94 @@
+"""The backgrounds the window offers: built-ins, the shipped defaults, and the user's own folder."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vbg.backgrounds import DEFAULT_BLUR, IMAGE_SUFFIXES, VIDEO_SUFFIXES, cover
+from vbg.errors import VbgError
+from vbg.resources import config_dir, shipped_dir
+
+THUMB = (160, 90)
+
+
+@dataclass(frozen=True)
+class Choice:
+    label: str
+    spec: str                     # a --background value
+    path: Path | None = None
+
+
+def user_folder() -> Path:
+    return config_dir() / "backgrounds"
+
+
+def _files(folder: Path) -> list[Choice]:
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+    return [Choice(p.stem.replace("_", " "), str(p), p) for p in files]
+
+
+def choices() -> list[Choice]:
+    built_in = [Choice("Blur", "blur"), Choice("Strong blur", "blur:80"), Choice("Off", "none"),
+                Choice("Slate", "color:#2f3640"), Choice("Green screen", "color:#00b140")]
+    return built_in + _files(shipped_dir("backgrounds")) + _files(user_folder())
+
+
+def add_to_user_folder(source: Path) -> Path:
+    """Copies an image or video into the user's folder (after checking OpenCV can read it)."""
+    source = Path(source)
+    suffix = source.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+        raise VbgError(f"{source.name} is not an image or video vbg can use ({', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))})")
+    if thumbnail(Choice(source.stem, str(source), source)) is None:
+        raise VbgError(f"cannot read {source.name}: the file is damaged or in a format OpenCV cannot decode")
+    folder = user_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / source.name
+    n = 1
+    while dest.exists():
+        dest = folder / f"{source.stem}-{n}{suffix}"
+        n += 1
+    shutil.copy2(source, dest)
+    return dest
+
+
+def thumbnail(choice: Choice, size: tuple[int, int] = THUMB) -> np.ndarray | None:
+    """A BGR thumbnail, or None when the file cannot be read (shown as broken, never a crash)."""
+    w, h = size
+    spec = choice.spec.lower()
+    if spec.startswith("blur"):  # a sketch of a room (wall, window, shelf, plant), blurred
+        img = np.full((h, w, 3), (150, 170, 185), np.uint8)
+        cv2.rectangle(img, (w // 10, h // 8), (w // 3, h // 2), (235, 225, 210), -1)
+        cv2.rectangle(img, (int(w * 0.55), int(h * 0.35)), (int(w * 0.95), int(h * 0.45)), (60, 90, 120), -1)
+        cv2.circle(img, (int(w * 0.8), int(h * 0.7)), h // 5, (70, 140, 60), -1)
+        cv2.rectangle(img, (0, int(h * 0.8)), (w, h), (90, 110, 130), -1)
+        strength = float(spec.partition(":")[2] or DEFAULT_BLUR)
+        return cv2.GaussianBlur(img, (0, 0), 1 + strength / 15)
+    if spec in ("none", "off"):
+        img = np.full((h, w, 3), 60, np.uint8)
+        cv2.line(img, (w // 3, h // 3), (2 * w // 3, 2 * h // 3), (200, 200, 200), 3, cv2.LINE_AA)
+        cv2.line(img, (2 * w // 3, h // 3), (w // 3, 2 * h // 3), (200, 200, 200), 3, cv2.LINE_AA)
+        return img
+    if spec.startswith(("color", "colour")):
+        hexa = spec.partition("#")[2]
+        return np.full((h, w, 3), (int(hexa[4:6], 16), int(hexa[2:4], 16), int(hexa[0:2], 16)), np.uint8)
+    if choice.path is None:
+        return None
+    if choice.path.suffix.lower() in VIDEO_SUFFIXES:
+        cap = cv2.VideoCapture(str(choice.path))
+        ok, image = cap.read()
+        cap.release()
+        if not ok:
+            return None
+    else:
+        image = cv2.imread(str(choice.path), cv2.IMREAD_COLOR)
+        if image is None:
+            return None
+    return cover(image, w, h)

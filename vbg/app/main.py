@@ -1,0 +1,45 @@
+"""`vbg` / `vbg gui`: one window per user; a second start brings the first one forward."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+from vbg.settings import Settings
+
+log = logging.getLogger("vbg")
+
+
+def run_gui(settings: Settings, saved: Settings) -> int:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from vbg.app.control import ControlServer, app_is_running, send
+    from vbg.app.hotkeys import GlobalHotkeys
+    from vbg.app.window import MainWindow, settings_path
+
+    app = QApplication.instance() or QApplication(["vbg"])
+    app.setApplicationName("vbg")
+    if app_is_running():
+        send("raise")
+        print("vbg: already running: brought its window forward", file=sys.stderr)
+        return 0
+    window = MainWindow(settings, saved, settings_path())
+    server = ControlServer(window.handle_command)
+    hotkeys = GlobalHotkeys()
+    hotkeys.command.connect(lambda c: window.handle_command(c if c != "pause" else
+                                                            ("resume" if window.pause_button.isChecked() else "pause"), []))
+    log.info("%s", hotkeys.state)
+    window.show()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: window.close())
+    keepalive = QTimer(interval=200, timeout=lambda: None)  # lets Python run signal handlers during exec()
+    keepalive.start()
+    try:
+        return app.exec()
+    finally:
+        hotkeys.stop()
+        server.close()
+        if window.pipeline is not None:
+            window.pipeline.stop()
