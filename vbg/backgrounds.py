@@ -60,15 +60,25 @@ class SolidColor(Background):
         return self._image
 
 
-def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scales `image` to cover width x height and crops the centre (no distortion)."""
+def cover(image: np.ndarray, width: int, height: int, out: np.ndarray | None = None,
+          scratch: dict | None = None) -> np.ndarray:
+    """Scales `image` to cover width x height and crops the centre (no distortion), into `out` if given.
+    With `scratch` (a dict kept by the caller) repeated calls allocate nothing."""
     h, w = image.shape[:2]
     scale = max(width / w, height / h)
     sw, sh = max(width, round(w * scale)), max(height, round(h * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    scaled = cv2.resize(image, (sw, sh), interpolation=interp)
+    if out is None:
+        out = np.empty((height, width, 3), np.uint8)
+    if (sw, sh) == (width, height):
+        return cv2.resize(image, (sw, sh), dst=out, interpolation=interp)
+    scaled = scratch.get((sh, sw)) if scratch is not None else None
+    scaled = cv2.resize(image, (sw, sh), dst=scaled, interpolation=interp)
+    if scratch is not None:
+        scratch[(sh, sw)] = scaled
     x, y = (sw - width) // 2, (sh - height) // 2
-    return np.ascontiguousarray(scaled[y:y + height, x:x + width])
+    out[:] = scaled[y:y + height, x:x + width]
+    return out
 
 
 class StillImage(Background):
@@ -148,7 +158,7 @@ class LoopingVideo(Background):
         self.path = path
         self.name = path.name
         self.live = live
-        self._cap = cv2.VideoCapture(str(path))
+        self._cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])  # see FileSource
         ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
         if not ok:
             self._cap.release()
@@ -164,6 +174,7 @@ class LoopingVideo(Background):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._failed_once = False
+        self._scratch: dict = {}
 
     def _read_next(self) -> np.ndarray | None:
         if self._pending_first is not None:
@@ -188,7 +199,7 @@ class LoopingVideo(Background):
             if raw is not None:
                 frame = self._pool.take(shape, timeout=0.5)
                 if frame is not None:
-                    frame.image[:] = cover(raw, shape[1], shape[0])
+                    cover(raw, shape[1], shape[0], out=frame.image, scratch=self._scratch)
                     self._slot.put(frame)
             next_t += period
             delay = next_t - time.perf_counter()
@@ -202,8 +213,10 @@ class LoopingVideo(Background):
     def render(self, shape, frame_small, mask):
         if not self.live:
             raw = self._read_next()
-            if raw is not None or self._current is None:
-                self._current = cover(raw if raw is not None else np.zeros(shape, np.uint8), shape[1], shape[0])
+            if self._current is None or self._current.shape != shape:
+                self._current = np.zeros(shape, np.uint8)
+            if raw is not None:
+                cover(raw, shape[1], shape[0], out=self._current, scratch=self._scratch)
             return self._current
         if self._shape != shape:
             self.close()
