@@ -179,6 +179,9 @@ class Pipeline:
         for t in self._threads:
             if t.is_alive():
                 t.join(max(0.05, deadline - time.monotonic()))
+        for slot in (self.capture_slot, self.composite_slot):  # frames nobody will take now
+            while (frame := slot.get(timeout=0)) is not None:
+                frame.release()
         self._close_outputs()
         self.compositor.background.close()
 
