@@ -203,3 +203,33 @@ def test_real_app_under_xvfb_switches_background_on_vbg_ctl(xvfb, tmp_path):
     artifacts = os.environ.get("VBG_ARTIFACTS")
     if artifacts:
         shutil.copy(tmp_path / "window.png", artifacts)
+
+
+def test_global_hotkeys_on_x11_switch_the_background(xvfb):
+    xdotool = shutil.which("xdotool")
+    assert xdotool, "xdotool is missing: .ci/run installs it"
+    env = dict(os.environ, DISPLAY=xvfb, VBG_MODEL=str(MODEL))
+    env.pop("QT_QPA_PLATFORM", None)
+    app = subprocess.Popen([sys.executable, "-m", "vbg", "gui", "--input", str(CLIP_720P), "--loop", "--no-vcam",
+                            "-b", "color:#00b140"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _ctl("status", env=env).returncode != 0:
+            time.sleep(0.5)
+        time.sleep(0.5)                                   # the pynput listener starts with the window
+
+        def background_after(keys):
+            subprocess.run([xdotool, "key", keys], env=env, check=True)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                status = json.loads(_ctl("status", env=env).stdout)
+                if status["background"] != "Green screen":
+                    return status["background"]
+                time.sleep(0.2)
+            return status["background"]
+
+        assert background_after("ctrl+alt+b") == "Blur"
+    finally:
+        app.terminate()
+        _, err = app.communicate(timeout=20)
+    assert "global hotkeys: Ctrl+Alt+N/P" in err

@@ -133,6 +133,7 @@ class Pipeline:
             if source:
                 source.close()
             self._close_outputs()
+            self.compositor.background.close()
             raise
         self._attach_watcher()
         self.pool = FramePool(POOL_FRAMES)
