@@ -36,8 +36,8 @@ class SegmentSettings:
 @dataclass
 class SmoothSettings:
     strength: float = 0.9                  # hold on the mask grid where the image is still; 0 = all smoothing off
-    edge_hold: float = 0.8                 # the same at full size, on the refined edge (0 = off)
-    edge_motion_levels: int = 8            # full-size grey change (after a 3x3 box) that counts as motion
+    edge_hold: float = 0.85                # the same at full size, on the refined edge (0 = off)
+    edge_motion_levels: int = 10           # full-size grey change (after a 3x3 box) that counts as motion
 
 
 @dataclass
