@@ -146,6 +146,13 @@ def test_ctl_talks_to_the_window(window, qtbot, tmp_path):
         server.close()
 
 
+def test_window_without_a_display_is_a_one_line_error():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "-m", "vbg"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and "no display" in r.stderr and "vbg run" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_ctl_without_app_says_so():
     r = run_vbg("ctl", "next")
     assert r.returncode == 1 and "not running" in r.stderr and "Traceback" not in r.stderr

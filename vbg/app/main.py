@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 
+from vbg.errors import VbgError
 from vbg.settings import Settings
 
 log = logging.getLogger("vbg")
 
 
 def run_gui(settings: Settings, saved: Settings) -> int:
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                 or os.environ.get("QT_QPA_PLATFORM")):
+        # Qt would abort the process with several lines about platform plugins
+        raise VbgError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): run it in "
+                       "your desktop session, or use `vbg run` for the pipeline without a window")
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
