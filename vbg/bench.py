@@ -82,16 +82,18 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
         if paced_fps:
             source.fps = paced_fps
         pipeline = Pipeline(settings, lossless=paced_fps is None, segmenter=segmenter, source=source)
-        pipeline.start()
-        pipeline.wait(frames=WARMUP_FRAMES)
-        pipeline.times.reset()
-        pipeline.latency.reset()
-        start_frames = pipeline.counters.frames_out
-        t0, c0 = time.perf_counter(), time.process_time()
-        pipeline.wait(frames=start_frames + frames)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        done = pipeline.counters.frames_out - start_frames
-        pipeline.stop()
+        try:
+            pipeline.start()
+            pipeline.wait(frames=WARMUP_FRAMES)
+            pipeline.times.reset()
+            pipeline.latency.reset()
+            start_frames = pipeline.counters.frames_out
+            t0, c0 = time.perf_counter(), time.process_time()
+            pipeline.wait(frames=start_frames + frames)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            done = pipeline.counters.frames_out - start_frames
+        finally:
+            pipeline.stop()
         dropped = pipeline.capture_slot.dropped + pipeline.composite_slot.dropped
 
         # The bare model on the same session, same thread settings, same run.

@@ -202,23 +202,16 @@ def cmd_run(args) -> int:
     from vbg.pipeline import Pipeline
 
     pipeline = Pipeline(settings_from_args(args, saved_settings()))
-    stop_signal = []
-
-    def on_term(signum, _frame):
-        stop_signal.append(signum)
-        pipeline.stop()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    handlers = {sig: signal.signal(sig, lambda *_: pipeline.request_stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         pipeline.start()
         pipeline.wait(frames=getattr(args, "frames", None), duration=getattr(args, "duration", None),
                       status_every=args.status_every,
                       status=lambda line: print(f"vbg: {line}", file=sys.stderr, flush=True))
-    except KeyboardInterrupt:
-        pass
     finally:
         pipeline.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
     print(f"vbg: stopped after {pipeline.counters.frames_out} frames | {pipeline.status_line()}", file=sys.stderr)
     return 0
 

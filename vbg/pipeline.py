@@ -168,6 +168,13 @@ class Pipeline:
             t.start()
         return self
 
+    def request_stop(self) -> None:
+        """Safe from a signal handler: `wait()` returns and the caller then calls `stop()`.
+
+        (Raising KeyboardInterrupt instead can land inside Thread.start(), leaving a running thread
+        that is_alive() does not report yet; the process then exits under it and aborts.)"""
+        self._stop.set()
+
     def stop(self, timeout: float = 1.0) -> None:
         if self._closed:
             return
