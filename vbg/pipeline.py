@@ -410,9 +410,7 @@ class Pipeline:
         if now > t:
             self.output_fps = (frames - n) / (now - t)
         self._rate = (now, frames)
-        stage = {"capture": "capture", "preprocess": "pre", "inference": "infer", "smoothing": "smooth",
-                 "composite": "composite", "output": "out"}
-        ms = " ".join(f"{short} {self.times.median(name):.1f}" for name, short in stage.items())
+        ms = self.times.medians_text()
         cam = self.capture.state if self.capture.state != "live" else "live"
         return (f"{self.output_fps:5.1f} fps | ms: {ms} | latency {self.latency.median('latency'):.0f} ms | "
                 f"{self.segmenter.provider} | camera {cam} | {self.vcam_state()} | dropped "

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 import numpy as np
 
 STAGES = ("capture", "preprocess", "inference", "smoothing", "composite", "output")
+SHORT_NAMES = {"capture": "capture", "preprocess": "pre", "inference": "infer", "smoothing": "smooth",
+               "composite": "composite", "output": "out"}
 
 
 class StageTimes:
@@ -41,6 +43,10 @@ class StageTimes:
     def median(self, stage: str) -> float:
         s = self.samples(stage)
         return float(np.median(s)) if len(s) else 0.0
+
+    def medians_text(self, sep: str = " ") -> str:
+        """'capture 2.9 pre 2.3 infer 10.3 …': median ms per stage, for status lines."""
+        return sep.join(f"{SHORT_NAMES.get(n, n)} {self.median(n):.1f}" for n in self._rings)
 
     def summary(self) -> dict[str, dict[str, float]]:
         out = {}

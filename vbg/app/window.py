@@ -498,10 +498,7 @@ class MainWindow(QMainWindow):
         if p is None:
             return
         p.status_line()   # updates output_fps
-        t = p.times
-        stages = " · ".join(f"{short} {t.median(name):.1f}" for name, short in (
-            ("capture", "capture"), ("preprocess", "pre"), ("inference", "infer"), ("smoothing", "smooth"),
-            ("composite", "composite"), ("output", "out")))
+        stages = p.times.medians_text(" · ")
         vcam = "vcam: not available" if p.vcam_error else p.vcam_state()
         self.status.setText(f"{p.output_fps:.1f} fps | {stages} ms | latency {p.latency.median('latency'):.0f} ms | "
                             f"{p.segmenter.provider.replace('ExecutionProvider', '')} | camera {p.capture.state} | {vcam}")
