@@ -115,13 +115,15 @@ def test_settings_persist_and_flags_last_one_run(qtbot, tmp_path):
 
 
 def test_missing_virtual_camera_shows_the_fix_and_retry(qtbot, tmp_path):
-    w = MainWindow(_settings(vcam=True), save_path=tmp_path / "s.json")
+    settings = _settings(vcam=True)
+    settings.output.vcam_device = str(tmp_path / "video99")                 # missing on any machine
+    w = MainWindow(settings, save_path=tmp_path / "s.json")
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.tap.shown > 0, timeout=30000)                # the preview runs on
     w._update_status()
     assert w.vcam_panel.isVisibleTo(w)
-    assert "modprobe v4l2loopback" in w.vcam_text.text()
+    assert "video99 does not exist" in w.vcam_text.text() and "Retry" in w.vcam_text.text()
     w.close()
 
 

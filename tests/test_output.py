@@ -48,6 +48,9 @@ def test_frames_reach_the_virtual_camera_as_i420_with_the_right_colours(fakev4l2
     assert abs(int(np.median(u[:30, :30])) - 239) <= 3 and abs(int(np.median(v[:30, :30])) - 110) <= 3
     # the person (centre) is not blue
     assert np.median(u[h // 4: h // 2, w // 4 - 40: w // 4 + 40]) < 200
+    # before the first composite, a neutral card: call apps see the device (exclusive_caps=1) at once
+    first = data[:size]
+    assert abs(int(np.median(first[: w * h])) - 43) <= 3 and abs(int(np.median(first[w * h:])) - 128) <= 2
 
 
 def test_odd_width_is_made_even_for_browsers(fakev4l2, tmp_path):
@@ -85,12 +88,21 @@ def test_camera_and_model_idle_while_nobody_watches_and_resume_when_an_app_opens
     assert "no readers (idle)" in err and "resuming" in err
 
 
-def test_no_loopback_device_exits_2_with_the_fix():
-    r = run_vbg("run", "--input", CLIP_720P, "--frames", 3)
+def test_missing_loopback_device_exits_2_with_the_fix(tmp_path):
+    missing = tmp_path / "video99"
+    r = run_vbg("run", "--input", CLIP_720P, "--frames", 3, "--vcam-device", missing)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     error = [line for line in r.stderr.splitlines() if "error" in line]
-    assert len(error) == 1 and "modprobe v4l2loopback" in error[0] and "--no-vcam" in error[0]
+    assert len(error) == 1 and f"{missing} does not exist" in error[0] and "--no-vcam" in error[0]
+    assert fix_for_this_machine() in error[0]
+
+
+def fix_for_this_machine() -> str:
+    """The install advice where no loopback device exists; on a desktop with one, its state instead."""
+    from vbg import loopback
+    devices = loopback.loopback_devices()
+    return devices[0].describe() if devices else "modprobe v4l2loopback"
 
 
 def test_reader_watcher_counts_other_processes_that_open_the_device(tmp_path):

@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                          description="The window: live preview, backgrounds, controls, hotkeys. Same options as "
                          "`vbg run`; they override the saved settings for this run.")
     _add_live_args(gui)
+    gui.add_argument("--duration", type=_arg(lambda t: parse_positive(t, "duration")), metavar="S",
+                     help="close the window after S seconds (a soak test)")
+    gui.add_argument("--status-every", type=_arg(lambda t: parse_positive(t, "status period")), metavar="S",
+                     help="print a status line (fps, memory, reference counts) every S seconds")
 
     ctl = sub.add_parser("ctl", help="drive the running window (bind these to your desktop's shortcuts)",
                          description="Commands to the running vbg window over a per-user local socket.")
@@ -271,7 +275,8 @@ def cmd_gui(args) -> int:
     from vbg.app.main import run_gui
 
     saved = saved_settings()
-    return run_gui(settings_from_args(args, saved_settings()), saved)
+    return run_gui(settings_from_args(args, saved_settings()), saved, duration=getattr(args, "duration", None),
+                   status_every=getattr(args, "status_every", None))
 
 
 def cmd_ctl(args) -> int:

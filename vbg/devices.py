@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 
+from vbg import loopback
 from vbg.model import MODEL_ENV, ModelSpec, sha256_of
 from vbg.output import loopback_fix
 from vbg.segment import CUDA, nvidia_driver_present
@@ -21,6 +22,11 @@ def video_devices() -> tuple[list[str], list[str]]:
             name = (node / "name").read_text().strip() if (node / "name").exists() else "?"
             virtual = "/virtual/" in str(node.resolve())
             line = f"/dev/{node.name}  {name}"
+            state = loopback.query(f"/dev/{node.name}")
+            if state is not None and state.is_loopback:
+                line += ("  STUCK (advertises neither output nor capture; vbg resets it when it starts)"
+                         if state.stale else "  " + ", ".join(n for n, on in (("output", state.output),
+                                                                               ("capture", state.capture)) if on))
             (loopbacks if virtual or "loopback" in name.lower() else cameras).append(line)
     else:
         for index in range(5):

@@ -9,11 +9,13 @@ import os
 import select
 import sys
 import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from vbg import loopback
 from vbg.errors import VbgError
 
 log = logging.getLogger("vbg")
@@ -30,23 +32,42 @@ def loopback_fix() -> str:
 
 
 class VirtualCamera:
-    """pyvirtualcam in BGR (the conversion to the device's format happens in its C++ code)."""
+    """pyvirtualcam in BGR (the conversion to the device's format happens in its C++ code).
+
+    On Linux it also keeps the v4l2loopback device reusable (see vbg/loopback.py) and notices when the
+    device goes away, which pyvirtualcam only reports by printing per frame."""
+
+    CHECK_EVERY_S = 1.0
 
     def __init__(self, width: int, height: int, fps: float, device: str | None = None):
         import pyvirtualcam
 
         self.width = width - (width % 2)  # browsers reject odd widths
         self.height = height
+        reason = loopback.prepare(device)
+        if reason:
+            raise VbgError(f"no virtual camera: {reason}; or run with --no-vcam")
         try:
             self._cam = pyvirtualcam.Camera(self.width, self.height, fps, fmt=pyvirtualcam.PixelFormat.BGR,
                                             device=device, print_fps=False)
         except Exception as e:  # pyvirtualcam raises RuntimeError, ValueError or a backend's own error
+            if device and sys.platform.startswith("linux") and not os.path.exists(device):
+                raise VbgError(f"no virtual camera: {device} does not exist ({no_device_fix()}); "
+                               "or run with --no-vcam") from None
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise VbgError(f"no virtual camera ({first[:140]}): {loopback_fix()}; or run with --no-vcam") from None
+            raise VbgError(f"no virtual camera ({first[:140]}): {no_device_fix()}; or run with --no-vcam") from None
         self.device = self._cam.device
+        self._fd = loopback.own_descriptor(self.device)
+        if self._fd is not None and not loopback.stream_on(self._fd):
+            log.debug("%s: VIDIOC_STREAMON refused; the device may need a reload after vbg exits", self.device)
+        self._next_check = time.monotonic() + self.CHECK_EVERY_S
         self._resized = None
 
     def send(self, image: np.ndarray) -> None:
+        if self._fd is not None and time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + self.CHECK_EVERY_S
+            if not os.path.exists(self.device) or loopback.is_gone(self._fd):
+                raise VbgError(f"{self.device} is gone")
         h, w = image.shape[:2]
         if (h, w) != (self.height, self.width):
             if w == self.width + 1 and h == self.height:
@@ -58,7 +79,16 @@ class VirtualCamera:
         self._cam.send(image)
 
     def close(self) -> None:
+        self._fd = None
         self._cam.close()
+
+
+def no_device_fix() -> str:
+    """What to do when pyvirtualcam found no device: the loopback devices' state if there are any."""
+    devices = loopback.loopback_devices()
+    if devices:
+        return "the v4l2loopback devices here: " + "; ".join(d.describe() for d in devices)
+    return loopback_fix()
 
 
 class Recorder:

@@ -34,6 +34,7 @@ log = logging.getLogger("vbg")
 
 POOL_FRAMES = 6  # capture + slot + segmentation + slot + compositor, and one spare
 IDLE_GRACE_S = 2.0
+STARTING_TEXT = "vbg: starting camera"
 
 
 def mask_frame(frame: Frame, segmenter: Segmenter, smoother: MaskSmoother, times: StageTimes) -> None:
@@ -123,6 +124,7 @@ class Pipeline:
             if out.vcam:
                 try:
                     self.vcam = open_vcam(w, h, fps, out.vcam_device)
+                    self._send_starting_card()
                 except VbgError as e:
                     if vcam_required:
                         raise
@@ -358,6 +360,14 @@ class Pipeline:
             self._attach_watcher()
             self._vcam_failed(f"virtual camera lost ({str(e).strip()[:120] or type(e).__name__})")
 
+    def _send_starting_card(self) -> None:
+        """A first picture as soon as the device is open: with exclusive_caps=1, call apps only see
+        the device once it has a frame, and the camera's first one can take seconds."""
+        try:
+            self.vcam.send(status_card((self.size[1], self.size[0], 3), STARTING_TEXT, None))
+        except Exception as e:  # the first frame of the stream will report a real problem
+            log.debug("starting card not sent: %s", e)
+
     def _emit(self, image: np.ndarray, card: bool = False, source: np.ndarray | None = None) -> None:
         self._send_vcam(image)
         if self.recorder is not None:
@@ -393,6 +403,8 @@ class Pipeline:
         elif not self._idle and now - self._unwatched_since > IDLE_GRACE_S:
             self._idle = True
             self._apply_wanted()
+            # what the next app to open the device sees first, instead of a composite from long ago
+            self._emit(status_card((self.size[1], self.size[0], 3), STARTING_TEXT, None), card=True)
 
     # -- reporting -------------------------------------------------------------------------------
     def vcam_state(self) -> str:

@@ -20,7 +20,6 @@ from vbg.app.preview import FrameTap, PreviewWidget
 from vbg.backgrounds import DEFAULT_BLUR
 from vbg.devices import video_devices
 from vbg.errors import VbgError
-from vbg.output import loopback_fix
 from vbg.pipeline import Pipeline, open_segmenter
 from vbg.resources import config_dir
 from vbg.settings import Settings
@@ -506,7 +505,7 @@ class MainWindow(QMainWindow):
         self.vcam_state.setText(p.vcam_state())
         if p.vcam_error and self.settings.output.vcam:
             self.vcam_text.setText(f"The virtual camera is not available, so call apps cannot see vbg yet.\n"
-                                   f"To fix it: {loopback_fix()}. Then choose Retry.")
+                                   f"{p.vcam_error}.\nThen choose Retry.")
             self.vcam_text.setToolTip(p.vcam_error)
             self.vcam_panel.show()
         else:
