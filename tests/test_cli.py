@@ -121,7 +121,26 @@ def test_signals_stop_cleanly(sig, tmp_path):
         line = proc.stderr.readline()
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0 and "stopped after" in err and "Traceback" not in err
+    assert proc.returncode == 128 + getattr(signal, sig) and "stopped after" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.4, 0.8, 1.5])
+def test_ctrl_c_while_starting_exits_130_without_a_traceback(delay):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import MODEL
+    env = dict(os.environ, VBG_MODEL=str(MODEL))
+    proc = subprocess.Popen([sys.executable, "-m", "vbg", "run", "--input", str(VIDEO_GT / "input.avi"), "--loop",
+                             "--no-vcam"], stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(delay)                      # importing onnxruntime, loading the model, or starting threads
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
 
 
 def test_unwritable_render_output_is_one_line(tmp_path):

@@ -7,6 +7,7 @@ fails (unplugged, busy, reads failing) it says so, retries with backoff, and res
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -38,15 +39,39 @@ class FrameSource:
         pass
 
 
+def camera_node(camera: str) -> str | None:
+    """The device node a camera setting names on Linux (/dev/videoN for an index), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return f"/dev/video{camera}" if camera.isdigit() else camera if camera.startswith("/dev/") else None
+
+
+class CameraAbsent(VbgError):
+    """The camera's device node does not exist (as opposed to a camera that is busy or failing)."""
+
+
 class CameraSource(FrameSource):
+    READ_TIMEOUT_MS = 1000  # a camera that stops delivering must not block the thread for OpenCV's 10 s
+
     def __init__(self, settings: CaptureSettings):
         cam = settings.camera
         target = int(cam) if cam.isdigit() else cam
-        api = cv2.CAP_DSHOW if sys.platform == "win32" and isinstance(target, int) else cv2.CAP_ANY
-        self._cap = cv2.VideoCapture(target, api)
+        node = camera_node(cam)
+        if node is not None and not os.path.exists(node):
+            raise CameraAbsent(f"no camera at {node}" + (f" (cameras here: {', '.join(found)})"
+                                                          if (found := _video_nodes()) else ""))
+        if sys.platform == "win32" and isinstance(target, int):
+            api = cv2.CAP_DSHOW
+        elif node is not None:
+            # never fall through to FFmpeg, whose read() on a V4L2 node blocks forever and ignores SIGINT
+            api = cv2.CAP_V4L2
+        else:
+            api = cv2.CAP_ANY
+        self._cap = cv2.VideoCapture(target, api, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000,
+                                                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.READ_TIMEOUT_MS])
         if not self._cap.isOpened():
             self._cap.release()
-            raise VbgError(f"camera {cam} could not be opened (missing, or busy in another app?)")
+            raise VbgError(f"camera {cam} could not be opened (busy in another app, or not a camera?)")
         if settings.mjpg:
             self._cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
         if settings.size:
@@ -101,6 +126,12 @@ class FileSource(FrameSource):
         self._cap.release()
 
 
+def _video_nodes() -> list[str]:
+    if not sys.platform.startswith("linux"):
+        return []
+    return sorted((str(p) for p in Path("/dev").glob("video*")), key=lambda p: (len(p), p))
+
+
 def open_source(settings: CaptureSettings) -> FrameSource:
     return FileSource(settings) if settings.input else CameraSource(settings)
 
@@ -108,10 +139,12 @@ def open_source(settings: CaptureSettings) -> FrameSource:
 class CaptureThread(threading.Thread):
     """Reads frames into pooled buffers and puts each into `slot`.
 
-    States: starting, live, lost (reconnecting), idle (paused by the pipeline), ended (file done).
+    States: starting, live, lost (reconnecting), absent (no camera yet), idle (paused by the pipeline),
+    ended (file done).
     """
 
     BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)
+    LOST_AFTER_S = 2.0
 
     def __init__(self, settings: CaptureSettings, slot: LatestSlot, pool: FramePool, times: StageTimes,
                  source: FrameSource | None = None, open_source=open_source):
@@ -127,6 +160,7 @@ class CaptureThread(threading.Thread):
         self.message = ""
         self.frames = 0
         self.failures = 0
+        self.last_frame_t = time.monotonic()
         self.description = source.description if source else ""
 
     def stop(self) -> None:
@@ -134,11 +168,16 @@ class CaptureThread(threading.Thread):
         self.wanted.set()
         self.slot.close()  # so a hand-off waiting for its consumer gives up too
 
+    @property
+    def stalled(self) -> bool:
+        """Live, but no frame for a while (a camera that stops delivering without an error)."""
+        return self.state == "live" and time.monotonic() - self.last_frame_t > self.LOST_AFTER_S
+
     def _set_state(self, state: str, message: str = "") -> None:
         if (state, message) != (self.state, self.message):
             self.state, self.message = state, message
             if message:
-                (log.warning if state == "lost" else log.info)("%s", message)
+                (log.warning if state in ("lost", "absent") else log.info)("%s", message)
 
     def run(self) -> None:
         attempt = 0
@@ -159,6 +198,11 @@ class CaptureThread(threading.Thread):
                         if self.settings.input:  # a file that cannot be opened will not get better
                             self._set_state("ended", str(e))
                             return
+                        if isinstance(e, CameraAbsent) and self.frames == 0:
+                            self.failures += 1
+                            self._set_state("absent", f"{e} — waiting for one")
+                            self._stop_event.wait(self.BACKOFF[-1])
+                            continue
                         delay = self.BACKOFF[min(attempt, len(self.BACKOFF) - 1)]
                         attempt += 1
                         self.failures += 1
@@ -183,6 +227,7 @@ class CaptureThread(threading.Thread):
         t_next = time.perf_counter()
         shape = (source.height, source.width, 3)
         misses = 0
+        self.last_frame_t = time.monotonic()
         while not self._stop_event.is_set() and self.wanted.is_set():
             frame = self.pool.take(shape, timeout=0.5)
             if frame is None:
@@ -195,7 +240,8 @@ class CaptureThread(threading.Thread):
                     self._set_state("ended", "input finished")
                     return False
                 misses += 1
-                if misses >= 5:  # a few bad reads are normal; a run of them means the camera is gone
+                # a few bad reads are normal; a run of them, or none good for a while, means it is gone
+                if misses >= 5 or time.monotonic() - self.last_frame_t > self.LOST_AFTER_S:
                     self.failures += 1
                     self._close_source()
                     self._set_state("lost", "camera lost — reconnecting")
@@ -203,6 +249,7 @@ class CaptureThread(threading.Thread):
                 self._stop_event.wait(0.05)
                 continue
             misses = 0
+            self.last_frame_t = time.monotonic()
             if image is not frame.image:  # the source changed size: adopt its buffer from now on
                 frame.image = image
                 shape = image.shape

@@ -206,7 +206,13 @@ def cmd_run(args) -> int:
     from vbg.pipeline import Pipeline
 
     pipeline = Pipeline(settings_from_args(args, saved_settings()))
-    handlers = {sig: signal.signal(sig, lambda *_: pipeline.request_stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    received = []
+
+    def on_signal(signum, _frame):
+        received.append(signum)
+        pipeline.request_stop()
+
+    handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         pipeline.start()
         pipeline.wait(frames=getattr(args, "frames", None), duration=getattr(args, "duration", None),
@@ -217,7 +223,7 @@ def cmd_run(args) -> int:
         for sig, previous in handlers.items():
             signal.signal(sig, previous)
     print(f"vbg: stopped after {pipeline.counters.frames_out} frames | {pipeline.status_line()}", file=sys.stderr)
-    return 0
+    return 128 + received[0] if received else 0
 
 
 def cmd_render(args) -> int:
@@ -226,9 +232,13 @@ def cmd_render(args) -> int:
 
     settings = settings_from_args(args)
     segmenter = open_segmenter(settings)
-    n = render(args.input, args.output, settings, segmenter, background=args.background,
-               alpha_dir=args.alpha_dir, show_progress=not args.quiet)
+    n, expected = render(args.input, args.output, settings, segmenter, background=args.background,
+                         alpha_dir=args.alpha_dir, show_progress=not args.quiet)
     print(f"vbg: rendered {n} frame{'s' * (n != 1)} -> {args.output}", file=sys.stderr)
+    if expected and n < expected:
+        print(f"vbg: warning: {args.input} ended after {n} of its {expected} frames (truncated or damaged): "
+              "the output is incomplete", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -308,10 +318,23 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     if args.command is None:
         args = parser.parse_args(["gui"])
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
     try:
         return COMMANDS[args.command](args)
     except VbgError as e:
         print(f"vbg: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        print("vbg: interrupted", file=sys.stderr)
+        return 130
+    except ImportError:
+        if not interrupted:  # Ctrl-C while a native library initialises surfaces as an ImportError
+            raise
+        print("vbg: interrupted", file=sys.stderr)
         return 130

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import parse_background
-from vbg.capture import CaptureThread, FrameSource, open_source
+from vbg.capture import CameraAbsent, CaptureThread, FrameSource, open_source
 from vbg.composite import compositor_for
 from vbg.errors import VbgError
 from vbg.frames import Frame, FramePool, LatestSlot
@@ -88,10 +88,11 @@ class Pipeline:
                  on_output: Callable[[np.ndarray, np.ndarray | None], None] | None = None,
                  segmenter: Segmenter | None = None, source: FrameSource | None = None,
                  open_source: Callable = open_source, open_vcam: Callable = VirtualCamera,
-                 vcam_required: bool = True):
+                 vcam_required: bool = True, camera_required: bool = True):
         """Opens everything that can fail (model, background, input, virtual camera, recording) so
         errors surface here as VbgError, before any thread starts. With `vcam_required=False` (the
-        window) a missing virtual camera is reported in `vcam_error` and retried instead."""
+        window) a missing virtual camera is reported in `vcam_error` and retried instead; with
+        `camera_required=False` a camera that does not exist yet is waited for instead."""
         self.settings = settings
         self.times = StageTimes()
         self.latency = StageTimes(("latency",))
@@ -109,7 +110,7 @@ class Pipeline:
             try:
                 source = open_source(cap)
             except VbgError as e:
-                if cap.input:
+                if cap.input or (camera_required and isinstance(e, CameraAbsent)):
                     raise
                 log.warning("%s — will keep retrying", e)
         w, h = (source.width, source.height) if source else (cap.size or (1280, 720))
@@ -248,8 +249,7 @@ class Pipeline:
                     if self.composite_slot.closed:
                         break
                     self._update_idle(now)
-                    text = "paused" if self.paused else "camera lost - reconnecting" \
-                        if self.capture.state == "lost" else None
+                    text = self._card_text()
                     if text and now - last_out > 0.5:
                         if self._card is None or self._card[0] != text:
                             self._card = (text, status_card((self.size[1], self.size[0], 3), text, self.last_output))
@@ -274,6 +274,16 @@ class Pipeline:
                 self._update_idle(now)
         finally:
             self.finished.set()
+
+    def _card_text(self) -> str | None:
+        """What the output says while no frames come, or None to keep the last frame."""
+        if self.paused:
+            return "paused"
+        if self.capture.state == "absent":
+            return "no camera found"
+        if self.capture.state == "lost" or self.capture.stalled:
+            return "camera lost - reconnecting"
+        return None
 
     def _apply_wanted(self) -> None:
         if self.paused or self._idle:

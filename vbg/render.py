@@ -101,7 +101,11 @@ def _write_image(path: Path, image: np.ndarray) -> None:
 
 
 def render(input_path: str, output: str, settings: Settings, segmenter: Segmenter, background: str = "blur",
-           alpha_dir: str | None = None, show_progress: bool = True) -> int:
+           alpha_dir: str | None = None, show_progress: bool = True) -> tuple[int, int | None]:
+    """Renders every frame; returns (frames rendered, frames the input said it has, if it said).
+
+    Interrupted (Ctrl-C), a partial video file is removed and a partial folder is named, as VbgError
+    with exit code 130."""
     items = InputItems(input_path)
     transparent = background == "transparent"
     bg = None if transparent else parse_background(background, live=False)
@@ -150,6 +154,15 @@ def render(input_path: str, output: str, settings: Settings, segmenter: Segmente
             n += 1
             if progress:
                 progress(n)
+    except KeyboardInterrupt:
+        if writer is not None:
+            writer.release()
+            writer = None
+            out.unlink(missing_ok=True)
+            raise VbgError(f"interrupted after {n} frames: removed the partial {out}", exit_code=130) from None
+        where = out if to_folder else alpha_out
+        raise VbgError(f"interrupted after {n} frames" + (f": the frames so far are in {where}" if where else ""),
+                       exit_code=130) from None
     finally:
         if writer is not None:
             writer.release()
@@ -157,4 +170,4 @@ def render(input_path: str, output: str, settings: Settings, segmenter: Segmente
             progress.done()
         if bg is not None:
             bg.close()
-    return n
+    return n, items.count

@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
                 if self._closing:
                     return
                 pipeline = Pipeline(settings, on_output=self.tap.on_output, segmenter=self._segmenter,
-                                    vcam_required=False)
+                                    vcam_required=False, camera_required=False)
                 self._built = pipeline.start()
                 self._started.ready.emit(pipeline)
             except VbgError as e:

@@ -1,0 +1,1 @@
+import os,subprocess,time; t=time.time(); import numpy, cv2; print("SCENARIO import", "PASS", time.time()-t); print(subprocess.run(["uname","-r"],capture_output=True,text=True).stdout); subprocess.run(["modprobe","v4l2loopback","devices=2","video_nr=0,10","exclusive_caps=0,1","card_label=webcam,vbg"]); print(os.listdir("/dev"))
