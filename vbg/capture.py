@@ -67,11 +67,13 @@ class CameraSource(FrameSource):
             api = cv2.CAP_V4L2
         else:
             api = cv2.CAP_ANY
-        self._cap = cv2.VideoCapture(target, api, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000,
-                                                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.READ_TIMEOUT_MS])
+        # (OpenCV's V4L2 backend refuses the whole open when given a timeout it does not know as a
+        # parameter, so the read timeout is set afterwards, where a refusal is only a False)
+        self._cap = cv2.VideoCapture(target, api)
         if not self._cap.isOpened():
             self._cap.release()
             raise VbgError(f"camera {cam} could not be opened (busy in another app, or not a camera?)")
+        self.read_timeout = self._cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.READ_TIMEOUT_MS)
         if settings.mjpg:
             self._cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
         if settings.size:

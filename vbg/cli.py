@@ -314,6 +314,11 @@ COMMANDS = {"run": cmd_run, "gui": cmd_gui, "ctl": cmd_ctl, "render": cmd_render
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    native_stderr = None
+    if args.command in (None, "run", "gui"):  # a live camera: libjpeg and pyvirtualcam print per frame
+        from vbg.noise import NativeStderrFilter
+
+        native_stderr = NativeStderrFilter().install()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="vbg: %(message)s",
                         stream=sys.stderr)
     if args.command is None:
@@ -338,3 +343,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("vbg: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if native_stderr is not None:
+            native_stderr.uninstall()

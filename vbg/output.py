@@ -167,19 +167,7 @@ class ReaderWatcher:
                 self.changed.set()
 
     def count_openers(self) -> int:
-        target = os.path.realpath(self.path)
-        me = os.getpid()
-        count = 0
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit() or int(pid) == me:
-                continue
-            try:
-                fds = os.listdir(f"/proc/{pid}/fd")
-                if any(os.readlink(f"/proc/{pid}/fd/{fd}") == target for fd in fds):
-                    count += 1
-            except OSError:  # gone, or another user's process
-                continue
-        return count
+        return len(loopback.holders(self.path))
 
     def close(self) -> None:
         self._stop.set()

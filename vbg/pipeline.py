@@ -178,7 +178,10 @@ class Pipeline:
         that is_alive() does not report yet; the process then exits under it and aborts.)"""
         self._stop.set()
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stops every thread and closes every output. Waits for a stage that is inside native code
+        (an inference, a camera read): leaving it running while the interpreter exits aborts the
+        process ("terminate called without an active exception")."""
         if self._closed:
             return
         self._closed = True
@@ -190,6 +193,8 @@ class Pipeline:
         for t in self._threads:
             if t.is_alive():
                 t.join(max(0.05, deadline - time.monotonic()))
+                if t.is_alive():
+                    log.warning("%s did not stop within %g s", t.name, timeout)
         for slot in (self.capture_slot, self.composite_slot):  # frames nobody will take now
             while (frame := slot.get(timeout=0)) is not None:
                 frame.release()

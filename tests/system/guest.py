@@ -1,1 +1,271 @@
-import os,subprocess,time; t=time.time(); import numpy, cv2; print("SCENARIO import", "PASS", time.time()-t); print(subprocess.run(["uname","-r"],capture_output=True,text=True).stdout); subprocess.run(["modprobe","v4l2loopback","devices=2","video_nr=0,10","exclusive_caps=0,1","card_label=webcam,vbg"]); print(os.listdir("/dev"))
+"""Runs inside the qemu guest (see run.sh): vbg against real V4L2 devices on a real kernel.
+
+/dev/video0 is a v4l2loopback "webcam" (exclusive_caps=0) fed by ffmpeg from a real clip, YUYV or MJPG;
+/dev/video10 is vbg's virtual camera with exclusive_caps=1, as the README tells users to load it. Real
+readers (OpenCV's V4L2 backend and ffmpeg) open it. Prints one `SCENARIO name PASS|FAIL detail` line each;
+frames read back go to /tmp/results (the host's $VBG_SYSTEM_OUT).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(os.environ["VBG_ROOT"])
+sys.path.insert(0, str(ROOT))
+from vbg import loopback  # noqa: E402
+
+RESULTS = Path("/tmp/results")
+WEBCAM, VCAM = "/dev/video0", "/dev/video10"
+CLIP = RESULTS / "webcam.avi"         # 640x480 MJPG at 10 fps, made on the host by run.sh
+MODEL = Path(os.environ["VBG_SHARED"]) / "models" / "pphumanseg_v2_portrait_lite_256x144.onnx"
+failures = 0
+
+
+def report(name: str, ok: bool, detail: str = "") -> None:
+    global failures
+    failures += not ok
+    print(f"SCENARIO {name} {'PASS' if ok else 'FAIL'} {detail}".rstrip(), flush=True)
+
+
+def caps(path: str) -> str:
+    s = loopback.query(path)
+    if s is None:
+        return "unopenable"
+    return "+".join(n for n, on in (("output", s.output), ("capture", s.capture)) if on) or "neither"
+
+
+class Feeder:
+    """The webcam: ffmpeg writing the clip into /dev/video0, looping, in real time."""
+
+    def __init__(self, mjpg: bool = False):
+        codec = ["-c:v", "copy"] if mjpg else ["-pix_fmt", "yuyv422"]
+        self.proc = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1",
+                                      "-i", str(CLIP), *codec, "-f", "v4l2", WEBCAM],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Vbg:
+    """`vbg run` on the webcam, into the virtual camera, with its log collected line by line."""
+
+    def __init__(self, *extra: str):
+        env = dict(os.environ, VBG_MODEL=str(MODEL), XDG_CONFIG_HOME="/tmp/vbgcfg", PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, "-m", "vbg", "run", "--camera", WEBCAM, "--vcam-device", VCAM,
+                                      "--size", "640x480", "--fps", "10", "-b", "color:#0000ff", "--threads", "1",
+                                      "--status-every", "2", *extra],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+                                     cwd="/tmp")
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip())
+            print(f"  | {line.rstrip()[:200]}", flush=True)
+
+    def wait_for(self, text: str, timeout: float, new_only: bool = True) -> bool:
+        deadline = time.monotonic() + timeout
+        start = len(self.lines) if new_only else 0
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if any(text in line for line in self.lines[start:]):
+                return True
+            time.sleep(0.2)
+        return any(text in line for line in self.lines[start:])
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 60) -> int:
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -999
+
+
+def classify(frame: np.ndarray) -> str:
+    """'composite' (blue room, a person in the middle), 'card' (vbg's grey status card), or 'other'."""
+    h, w = frame.shape[:2]
+    corners = np.concatenate([frame[:40, :40].reshape(-1, 3), frame[:40, -40:].reshape(-1, 3)])
+    b, g, r = np.median(corners, axis=0)
+    centre = frame[h // 3: 2 * h // 3, w // 2 - 40: w // 2 + 40].reshape(-1, 3)
+    centre_blue = np.mean((centre[:, 0] > 180) & (centre[:, 1] < 80) & (centre[:, 2] < 80))
+    if b > 180 and g < 70 and r < 70:
+        return "composite" if centre_blue < 0.5 else "blue"
+    if abs(b - g) < 12 and abs(g - r) < 12 and b < 60:
+        return "card"             # the grey "starting camera" card
+    if 60 < b < 110 and g < 40 and r < 40:
+        return "card"             # a status card over the last composite, dimmed to a third
+    return "other"
+
+
+class Reader:
+    """A call app: OpenCV's V4L2 backend reading the virtual camera, remembering what each frame was."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.kinds: list[tuple[float, str]] = []
+        self.opened_at = time.monotonic()
+        self.cap = cv2.VideoCapture(VCAM, cv2.CAP_V4L2)
+        self.ok = self.cap.isOpened()
+        self.size = (int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self._stop = threading.Event()
+        self.last: dict[str, np.ndarray] = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        if self.ok:
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ok, frame = self.cap.read()
+            if not ok:
+                time.sleep(0.1)
+                continue
+            kind = classify(frame)
+            self.kinds.append((time.monotonic(), kind))
+            self.last[kind] = frame
+
+    def first(self, kind: str, after: float = 0.0, timeout: float = 60) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, k in list(self.kinds):
+                if k == kind and t >= after:
+                    return t
+            time.sleep(0.1)
+        return None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5) if self.ok else None
+        self.cap.release()
+
+
+def recent(reader: Reader, since: float) -> str:
+    return ", ".join(f"{t - since:.1f}s {k}" for t, k in reader.kinds if t >= since) or "nothing"
+
+
+def ffmpeg_reads(n: int, out: Path, timeout: float = 90) -> tuple[bool, str]:
+    r = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "v4l2", "-i", VCAM, "-frames:v", str(n),
+                        "-y", str(out)], capture_output=True, text=True, timeout=timeout)
+    return r.returncode == 0, r.stderr.strip()[-200:]
+
+
+def main() -> None:
+    t_boot = time.monotonic()
+    subprocess.run(["modprobe", "v4l2loopback", "devices=2", "video_nr=0,10", "exclusive_caps=0,1",
+                    "card_label=webcam,vbg"], check=True)
+    version = subprocess.run(["modinfo", "-F", "version", "v4l2loopback"], capture_output=True, text=True).stdout.strip()
+    print(f"guest: kernel {os.uname().release}, v4l2loopback {version}", flush=True)
+    report("loopback-loaded", caps(VCAM) == "output", f"{VCAM} advertises {caps(VCAM)}")
+
+    # The bug users hit: a writer that only write()s (ffmpeg here, pyvirtualcam before) leaves the device stuck.
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=640x480:r=5",
+                    "-frames:v", "3", "-pix_fmt", "yuv420p", "-f", "v4l2", VCAM], timeout=120)
+    stale = caps(VCAM)
+    report("write-only-writer-leaves-it-stuck", stale == "neither",
+           f"after ffmpeg's write()-based output exited, {VCAM} advertises {stale} (the v4l2loopback 0.12 bug)")
+
+    feeder = Feeder()
+    run1 = Vbg()
+    try:
+        started = run1.wait_for("virtual camera", 240) or run1.wait_for("fps", 60)
+        report("camera-opened", run1.wait_for("capturing from", 60, new_only=False), next((l for l in run1.lines if "capturing from" in l), ""))
+        report("run1-starts-on-a-stuck-device", started and run1.proc.poll() is None,
+               f"vbg reset {VCAM} and opened it ({time.monotonic() - t_boot:.0f} s after boot)")
+        report("visible-before-first-frame", "capture" in caps(VCAM), f"{VCAM} advertises {caps(VCAM)} while vbg starts")
+        idle = run1.wait_for("no readers (idle)", 120)
+        report("idle-without-readers", idle, "status says idle" if idle else "never idled")
+        report("visible-while-idle", "capture" in caps(VCAM), f"{VCAM} advertises {caps(VCAM)} while vbg idles")
+
+        a = Reader("opencv")
+        t_first = a.first("composite", timeout=120)
+        first_kind = a.kinds[0][1] if a.kinds else "none"
+        report("resume-when-an-app-opens", a.ok and t_first is not None,
+               f"OpenCV opened it ({a.size[0]}x{a.size[1]}), first frame was a {first_kind}, first composite after "
+               f"{(t_first - a.opened_at) if t_first else float('nan'):.1f} s")
+        if "composite" in a.last:
+            cv2.imwrite(str(RESULTS / "run1_opencv.png"), a.last["composite"])
+        frame = a.last.get("composite")
+        report("person-in-the-right-colours-and-size", frame is not None and frame.shape[:2] == (480, 640),
+               f"{frame.shape[1]}x{frame.shape[0]}: blue room, person in the middle" if frame is not None else "none")
+
+        ok, err = ffmpeg_reads(5, RESULTS / "run1_ffmpeg_%02d.png")
+        seen = [classify(cv2.imread(str(p))) for p in sorted(RESULTS.glob("run1_ffmpeg_*.png"))]
+        t0 = time.monotonic()
+        kept = a.first("composite", after=t0, timeout=30)
+        report("two-readers-at-once", ok and "composite" in seen and kept is not None,
+               f"ffmpeg read {len(seen)} frames ({', '.join(seen)}); OpenCV "
+               f"{'kept reading' if kept else 'got no composite since: ' + recent(a, t0 - 20)} {err}")
+
+        feeder.stop()
+        t_gone = time.monotonic()
+        lost = run1.wait_for("camera lost", 30)
+        t_card = a.first("card", after=t_gone, timeout=30)
+        cpu0, w0 = run1.cpu_seconds(), time.monotonic()
+        time.sleep(10)
+        cpu_share = (run1.cpu_seconds() - cpu0) / (time.monotonic() - w0)
+        flowing = len([1 for t, _ in a.kinds if t > w0]) > 0
+        report("webcam-vanishes", lost and t_card is not None and flowing,
+               f"'camera lost' card after {(t_card - t_gone) if t_card else float('nan'):.1f} s, output "
+               f"{'kept flowing' if flowing else 'stopped: ' + recent(a, t_gone)}, vbg CPU "
+               f"{100 * cpu_share:.0f}% of a core while the webcam was gone")
+        if "card" in a.last:
+            cv2.imwrite(str(RESULTS / "run1_camera_lost.png"), a.last["card"])
+        report("cpu-low-while-webcam-gone", cpu_share < 0.5, f"{100 * cpu_share:.0f}% of one core")
+        feeder = Feeder()
+        t_back = time.monotonic()
+        t_comp = a.first("composite", after=t_back, timeout=120)
+        report("webcam-comes-back", t_comp is not None,
+               f"composites again {(t_comp - t_back) if t_comp else float('nan'):.1f} s after the webcam returned")
+        a.close()
+        idle_again = run1.wait_for("no readers (idle)", 60)
+        report("idle-again-after-readers-close", idle_again, f"{VCAM} advertises {caps(VCAM)} while idle")
+    finally:
+        rc = run1.stop()
+    after = caps(VCAM)
+    report("run1-exit", rc == 130 and after == "output", f"exit {rc}; then {VCAM} advertises {after}")
+
+    for run, extra in ((2, ()), (3, ())):
+        if run == 3:  # the third run takes MJPG from the webcam, like most USB cameras give at 720p
+            feeder.stop()
+            feeder = Feeder(mjpg=True)
+        vbg = Vbg(*extra)
+        try:
+            up = vbg.wait_for("virtual camera", 240)
+            reader = Reader(f"run{run}")
+            t_first = reader.first("composite", timeout=120)
+            if "composite" in reader.last:
+                cv2.imwrite(str(RESULTS / f"run{run}_opencv.png"), reader.last["composite"])
+            reader.close()
+        finally:
+            rc = vbg.stop(signal.SIGKILL if run == 3 else signal.SIGINT)
+        after = caps(VCAM)
+        how = "killed with SIGKILL" if run == 3 else f"exit {rc}"
+        report(f"run{run}-same-device{'-mjpg-webcam' if run == 3 else ''}",
+               up and t_first is not None and after == "output",
+               f"frames with the person after {(t_first - reader.opened_at) if t_first else float('nan'):.1f} s; "
+               f"{how}; then {VCAM} advertises {after}")
+    feeder.stop()
+    print(f"guest: {failures} failed, {time.monotonic() - t_boot:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # a scenario that cannot even run is a failure, said in one line
+        report("guest", False, f"{type(e).__name__}: {e}")
