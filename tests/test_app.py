@@ -57,7 +57,7 @@ def test_shortcuts_switch_background_mirror_and_pause(window, qtbot):
     assert window.settings.output.background == "none"
     assert window.gallery_list.currentRow() == names.index("none")          # the current one is highlighted
     _key(qtbot, window, Qt.Key.Key_M)
-    assert window.mirror.isChecked() and window.pipeline.compositor.mirror
+    assert window.mirror.isChecked() and window.pipeline.settings.output.mirror and window.pipeline.chain.compositor.mirror
     _key(qtbot, window, Qt.Key.Key_Space)
     assert window.pipeline.paused and window.pause_button.text() == "Resume"
     _key(qtbot, window, Qt.Key.Key_Space)
@@ -242,3 +242,16 @@ def test_global_hotkeys_on_x11_switch_the_background(xvfb):
         app.terminate()
         _, err = app.communicate(timeout=20)
     assert "global hotkeys: Ctrl+Alt+N/P" in err
+
+
+def test_changes_made_while_the_engine_starts_are_not_lost(qtbot, tmp_path):
+    w = MainWindow(_settings(), save_path=tmp_path / "s.json")
+    qtbot.addWidget(w)
+    assert w.pipeline is None                                   # still starting (model, camera)
+    w.mirror.setChecked(True)
+    w.refine.setChecked(False)
+    qtbot.waitUntil(lambda: w.pipeline is not None, timeout=30000)
+    chain = w.pipeline.chain
+    assert chain.compositor.mirror and not chain.compositor.refiner.settings.refine
+    assert w.pipeline.settings.output.mirror and w.settings.output.mirror
+    w.close()

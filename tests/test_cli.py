@@ -159,3 +159,20 @@ def test_unwritable_render_output_is_one_line(tmp_path):
 def os_is_root():
     import os
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def test_live_threads_and_render_write_identical_alphas(tmp_path):
+    """One chain: the lossless live run (capture, segmentation and compositing threads) and the offline
+    render give the same alpha, byte for byte, for every frame."""
+    live, offline = tmp_path / "live", tmp_path / "render"
+    clip = VIDEO_GT / "input.avi"
+    r = run_vbg("run", "--input", clip, "--no-vcam", "--lossless", "--alpha-dir", live, "-b", "color:#000000",
+                timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = run_vbg("render", clip, "-o", tmp_path / "out.avi", "--alpha-dir", offline, "-q", "-b", "color:#000000",
+                timeout=300)
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in live.iterdir())
+    assert len(names) == 78 and names == sorted(p.name for p in offline.iterdir())
+    differing = [n for n in names if (live / n).read_bytes() != (offline / n).read_bytes()]
+    assert not differing, f"{len(differing)} alphas differ, first {differing[0]}"

@@ -190,3 +190,47 @@ def test_camera_lost_sends_a_reconnecting_card_then_resumes(segmenter):
     assert pipeline.counters.cards >= 1                           # the output kept flowing while lost
     assert state["opens"] >= 5 and pipeline.counters.frames_out >= 9   # and resumed by itself
     assert state["opens"] <= 8                                    # backoff, not a busy loop
+
+
+def test_passthrough_last_output_is_the_frame_that_was_output(segmenter):
+    """`-b none` used to hand out the pooled camera frame: capture overwrote it after release, so the
+    snapshot and the 'camera lost' card showed a frame that was never output (166 of 300 reads)."""
+    output = set()
+    s = _file_settings(background="none")
+    s.capture.loop = True
+    pipeline = Pipeline(s, segmenter=segmenter, on_output=lambda img, src: output.add(img[::16, ::16].tobytes()))
+    pipeline.start()
+    reads, strangers = 0, 0
+    try:
+        deadline = time.monotonic() + 30
+        while reads < 300 and time.monotonic() < deadline:
+            time.sleep(0.005)
+            last = pipeline.last_output
+            if last is not None:
+                reads += 1
+                strangers += last[::16, ::16].tobytes() not in output
+    finally:
+        pipeline.stop()
+    assert reads >= 300 and strangers <= 3, f"{strangers} of {reads} reads showed a frame never output"
+
+
+def test_update_applies_live_and_a_bad_background_changes_nothing(segmenter):
+    s = _file_settings(background="color:#00ff00")
+    s.capture.loop = True
+    pipeline = Pipeline(s, segmenter=segmenter)
+    try:
+        changed = Settings.from_dict(__import__("json").loads(s.to_json()))
+        changed.output.mirror, changed.smooth.strength, changed.matte.refine = True, 0.0, False
+        pipeline.update(changed)
+        assert pipeline.chain.compositor.mirror and pipeline.chain.smoother.strength == 0.0
+        assert pipeline.chain.compositor.refiner.hold == 0.0          # smoothing 0 turns the edge hold off
+        assert not pipeline.chain.compositor.refiner.settings.refine
+        changed.output.mirror = False                                  # the caller's object is not the engine's
+        assert pipeline.settings.output.mirror
+        bad = Settings.from_dict(__import__("json").loads(changed.to_json()))
+        bad.output.background, bad.output.mirror = "/no/such/picture.jpg", True
+        with __import__("pytest").raises(VbgError):
+            pipeline.update(bad)
+        assert pipeline.settings.output.background == "color:#00ff00"
+    finally:
+        pipeline.stop()

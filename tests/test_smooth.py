@@ -5,7 +5,7 @@ import numpy as np
 
 from conftest import VIDEO_GT
 from vbg import metrics
-from vbg.render import OfflineMatter
+from vbg.chain import MatteChain
 from vbg.settings import Settings
 from vbg.smooth import MaskSmoother
 
@@ -13,7 +13,7 @@ from vbg.smooth import MaskSmoother
 def _score(segmenter, strength):
     settings = Settings()
     settings.smooth.strength = strength
-    matter = OfflineMatter(settings, segmenter, None)
+    matter = MatteChain(settings, segmenter)
     cap = cv2.VideoCapture(str(VIDEO_GT / "input.avi"))
     temporal, ious, i = metrics.TemporalScores(), [], 0
     while True:

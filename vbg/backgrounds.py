@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vbg.capture import open_video
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
 
@@ -158,14 +159,15 @@ class LoopingVideo(Background):
         self.path = path
         self.name = path.name
         self.live = live
-        self._cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])  # see FileSource
-        ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
+        what = "not a video OpenCV can decode; pick another file or use --background blur"
+        try:
+            self._cap, self.fps, _ = open_video(path, what)
+        except VbgError:
+            raise VbgError(f"cannot read background video {path}: {what}") from None
+        ok, first = self._cap.read()
         if not ok:
             self._cap.release()
-            raise VbgError(f"cannot read background video {path}: not a video OpenCV can decode; pick another "
-                           f"file or use --background blur")
-        fps = self._cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 1 <= fps <= 240 else 30.0
+            raise VbgError(f"cannot read background video {path}: {what}")
         self._pending_first = first
         self._shape: tuple[int, int, int] | None = None
         self._current = None  # Frame held for the compositor

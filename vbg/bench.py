@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 
 from vbg.capture import FileSource
-from vbg.pipeline import Pipeline, open_segmenter
+from vbg.capture import open_video
+from vbg.chain import open_segmenter
+from vbg.pipeline import Pipeline
 from vbg.settings import Settings
 from vbg.timing import STAGES
 
@@ -38,8 +40,7 @@ def synthetic_clip(folder: Path, width: int, height: int, frames: int = 90, fps:
 def scaled_clip(source: Path, folder: Path, width: int, height: int, max_frames: int = 300) -> Path:
     """The clip re-encoded at another size (MJPG, like a webcam), so resizing is not timed as capture."""
     path = folder / f"{source.stem}_{width}x{height}.avi"
-    cap = cv2.VideoCapture(str(source))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    cap, fps, _ = open_video(source)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
     n = 0
     while n < max_frames:

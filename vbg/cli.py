@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--duration", type=_arg(lambda t: parse_positive(t, "duration")), metavar="S",
                       help="stop after S seconds")
     run.add_argument("--status-every", type=float, default=5.0, metavar="S", help="status line period (default 5)")
+    run.add_argument("--lossless", action="store_true", help="drop no frame: each stage waits for the next "
+                     "(for testing the live threads against `vbg render`)")
+    run.add_argument("--alpha-dir", metavar="DIR", help="also write the final 8-bit alpha of each frame here")
 
     gui = sub.add_parser("gui", help="the window (also what `vbg` alone opens)", argument_default=argparse.SUPPRESS,
                          description="The window: live preview, backgrounds, controls, hotkeys. Same options as "
@@ -205,7 +208,8 @@ def saved_settings() -> Settings:
 def cmd_run(args) -> int:
     from vbg.pipeline import Pipeline
 
-    pipeline = Pipeline(settings_from_args(args, saved_settings()))
+    pipeline = Pipeline(settings_from_args(args, saved_settings()), lossless=getattr(args, "lossless", False),
+                        alpha_dir=getattr(args, "alpha_dir", None))
     received = []
 
     def on_signal(signum, _frame):
@@ -227,7 +231,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from vbg.pipeline import open_segmenter
+    from vbg.chain import open_segmenter
     from vbg.render import render
 
     settings = settings_from_args(args)
@@ -257,7 +261,7 @@ def cmd_bench(args) -> int:
 
 def cmd_eval(args) -> int:
     from vbg.evaluate import VARIANTS, eval_stills, eval_video, format_report
-    from vbg.pipeline import open_segmenter
+    from vbg.chain import open_segmenter
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]

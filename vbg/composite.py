@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import Background, Passthrough
-from vbg.settings import MatteSettings, Settings, SmoothSettings
+from vbg.settings import MatteSettings, SmoothSettings
 
 
 class EdgeRefiner:
@@ -158,15 +158,24 @@ class Compositor:
         """Takes effect at the next frame, on the composing thread (which then closes the old one)."""
         self._next_background = background
 
-    def compose(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Returns the composited frame (an internal buffer, valid until the call after next)."""
+    def compose(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray, need_alpha: bool = False) -> np.ndarray:
+        """Returns the composited frame: always an internal buffer, valid until the call after next,
+        never `image` (a pooled camera frame that capture overwrites once it is released)."""
         if self._next_background is not None:
             old, self.background, self._next_background = self.background, self._next_background, None
             if old is not self.background:
                 old.close()
         background = self.background
         if isinstance(background, Passthrough):
-            result = image
+            if need_alpha:
+                self.refiner(image, small, mask)
+            self._buffers(image.shape)
+            if self.mirror:
+                result = image
+            else:
+                self._turn ^= 1
+                result = self._outputs[self._turn]
+                np.copyto(result, image)
         else:
             self._buffers(image.shape)
             alpha = self.refiner(image, small, mask)
@@ -187,14 +196,3 @@ class Compositor:
             cv2.flip(result, 1, dst=out)
             return out
         return result
-
-    def alpha_for(self, image, small, mask) -> np.ndarray:
-        """The full-size alpha alone (render --background transparent / --alpha-dir)."""
-        return self.refiner(image, small, mask)
-
-
-def compositor_for(settings: Settings, background: Background) -> Compositor:
-    """The compositor `settings` describe; smoothing strength 0 turns the edge hold off too."""
-    smooth = settings.smooth
-    hold = smooth.edge_hold if smooth.strength > 0 else 0.0
-    return Compositor(settings.matte, background, settings.output.mirror, hold, smooth.edge_motion_levels)

@@ -19,7 +19,8 @@ from vbg import metrics
 from vbg.backgrounds import IMAGE_SUFFIXES
 from vbg.errors import VbgError
 from vbg.progress import ProgressBar
-from vbg.render import InputItems, OfflineMatter
+from vbg.chain import MatteChain
+from vbg.render import InputItems
 from vbg.segment import Segmenter
 from vbg.settings import MatteSettings, Settings, SmoothSettings
 from vbg.smooth import EmaSmoother, MaskSmoother
@@ -43,11 +44,11 @@ class _Variant:
         if name == "pred":
             return
         if name == "pipeline":
-            self.keep_aspect, self.matter = True, OfflineMatter(settings, segmenter, None)
+            self.keep_aspect, self.matter = True, MatteChain(settings, segmenter)
             return
         bare = dataclasses.replace(settings, smooth=SmoothSettings(strength=0.0), matte=MatteSettings(refine=False))
         smoother = EmaSmoother(0.5) if name == "ema" else MaskSmoother(0.0)
-        self.keep_aspect, self.matter = False, OfflineMatter(bare, segmenter, None, smoother=smoother)
+        self.keep_aspect, self.matter = False, MatteChain(bare, segmenter, smoother=smoother)
 
     def alpha(self, name: str, image: np.ndarray) -> np.ndarray:
         if self.name == "pred":

@@ -6,6 +6,7 @@ the others drop frames instead of queueing them. Each stage times itself into on
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import resource
@@ -14,20 +15,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from vbg.backgrounds import parse_background
 from vbg.capture import CameraAbsent, CaptureThread, FrameSource, open_source
-from vbg.composite import compositor_for
+from vbg.chain import MatteChain, open_segmenter
 from vbg.errors import VbgError
-from vbg.frames import Frame, FramePool, LatestSlot
-from vbg.model import ModelSpec, resolve_model
+from vbg.frames import FramePool, LatestSlot
 from vbg.output import ReaderWatcher, Recorder, VirtualCamera
 from vbg.segment import Segmenter
 from vbg.settings import Settings
-from vbg.smooth import MaskSmoother
 from vbg.timing import StageTimes
 
 log = logging.getLogger("vbg")
@@ -35,25 +35,6 @@ log = logging.getLogger("vbg")
 POOL_FRAMES = 6  # capture + slot + segmentation + slot + compositor, and one spare
 IDLE_GRACE_S = 2.0
 STARTING_TEXT = "vbg: starting camera"
-
-
-def mask_frame(frame: Frame, segmenter: Segmenter, smoother: MaskSmoother, times: StageTimes) -> None:
-    """Model-grid image and smoothed mask for `frame`, into its own buffers ('small', 'mask')."""
-    rows, cols = segmenter.fit(*frame.image.shape[:2])
-    small = frame.buffer("small", (rows, cols, 3), np.uint8)
-    mask = frame.buffer("mask", (rows, cols), np.float32)
-    with times.measure("preprocess"):
-        segmenter.preprocess(frame.image, small)
-    with times.measure("inference"):
-        prob = segmenter.infer()
-    with times.measure("smoothing"):
-        smoother(prob, small, mask)
-
-
-def open_segmenter(settings: Settings) -> Segmenter:
-    spec = ModelSpec.load()
-    path = resolve_model(spec, settings.segment.model)
-    return Segmenter(path, spec, settings.segment.device, settings.segment.threads)
 
 
 def status_card(shape: tuple[int, int, int], text: str, last: np.ndarray | None) -> np.ndarray:
@@ -84,7 +65,7 @@ class Counters:
 class Pipeline:
     VCAM_RETRY_S = (1.0, 2.0, 5.0)
 
-    def __init__(self, settings: Settings, *, lossless: bool = False,
+    def __init__(self, settings: Settings, *, lossless: bool = False, alpha_dir: str | None = None,
                  on_output: Callable[[np.ndarray, np.ndarray | None], None] | None = None,
                  segmenter: Segmenter | None = None, source: FrameSource | None = None,
                  open_source: Callable = open_source, open_vcam: Callable = VirtualCamera,
@@ -93,7 +74,7 @@ class Pipeline:
         errors surface here as VbgError, before any thread starts. With `vcam_required=False` (the
         window) a missing virtual camera is reported in `vcam_error` and retried instead; with
         `camera_required=False` a camera that does not exist yet is waited for instead."""
-        self.settings = settings
+        self.settings = copy.deepcopy(settings)  # the engine's own: callers change it through update()
         self.times = StageTimes()
         self.latency = StageTimes(("latency",))
         self.counters = Counters()
@@ -101,10 +82,14 @@ class Pipeline:
         self._stop = threading.Event()
         self._closed = False
         self.segmenter = segmenter or open_segmenter(settings)
-        self.smoother = MaskSmoother(settings.smooth.strength)
         out = settings.output
-        background = parse_background(out.background, live=True)
-        self.compositor = compositor_for(settings, background)
+        self.chain = MatteChain(settings, self.segmenter, parse_background(out.background, live=True), times=self.times)
+        self.alpha_dir = Path(alpha_dir) if alpha_dir else None
+        if self.alpha_dir is not None:
+            try:
+                self.alpha_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise VbgError(f"cannot create folder {self.alpha_dir}: {e.strerror}") from None
         cap = settings.capture
         if source is None:
             try:
@@ -136,7 +121,7 @@ class Pipeline:
             if source:
                 source.close()
             self._close_outputs()
-            self.compositor.background.close()
+            self.chain.background.close()
             raise
         self._attach_watcher()
         self.pool = FramePool(POOL_FRAMES)
@@ -161,9 +146,6 @@ class Pipeline:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Pipeline:
-        # Each stage has its own thread; OpenCV's pool on top of that only adds contention on small
-        # machines. Process-wide, so set here where the threads are laid out.
-        cv2.setNumThreads(max(1, min(4, (os.cpu_count() or 2) - 2)))
         log.info("inference: %s, %d thread(s); output %dx%d @ %g fps%s", self.segmenter.provider_note,
                  self.segmenter.threads, *self.size, self.fps,
                  f"; virtual camera {self.vcam.device}" if self.vcam else "")
@@ -199,7 +181,7 @@ class Pipeline:
             while (frame := slot.get(timeout=0)) is not None:
                 frame.release()
         self._close_outputs()
-        self.compositor.background.close()
+        self.chain.background.close()
 
     def _close_outputs(self) -> None:
         for closer in (self.watcher, self.vcam, self.recorder):
@@ -234,7 +216,7 @@ class Pipeline:
                         break
                     continue
                 try:
-                    mask_frame(frame, self.segmenter, self.smoother, self.times)
+                    self.chain.segment(frame)
                 except Exception:
                     frame.release()
                     self.counters.errors += 1
@@ -262,10 +244,10 @@ class Pipeline:
                         last_out = now
                     continue
                 try:
-                    t0 = time.perf_counter()
-                    image = self.compositor.compose(frame.image, frame.buffers["small"], frame.buffers["mask"])
+                    image = self.chain.compose(frame, need_alpha=self.alpha_dir is not None)
+                    if self.alpha_dir is not None:
+                        cv2.imwrite(str(self.alpha_dir / f"{frame.index:06d}.png"), self.chain.alpha)
                     t1 = time.perf_counter()
-                    self.times.add("composite", (t1 - t0) * 1e3)
                     self._emit(image, source=frame.image)
                     t2 = time.perf_counter()
                     self.times.add("output", (t2 - t1) * 1e3)
@@ -306,16 +288,23 @@ class Pipeline:
         self.paused = False
         self._apply_wanted()
 
+    def update(self, settings: Settings) -> None:
+        """The one way to change a running engine: every setting that can change live takes effect
+        from the next frame (the background raises VbgError and stays as it was if it is bad)."""
+        old, new = self.settings.output, settings.output
+        if new.background != old.background:
+            self.chain.set_background(parse_background(new.background, live=True))
+        retry = new.vcam and not old.vcam
+        self.settings = copy.deepcopy(settings)
+        self.chain.update(self.settings)
+        if retry:
+            self.retry_vcam()
+
     def set_background(self, spec: str) -> None:
         """Switches the background; raises VbgError (and keeps the current one) if `spec` is bad."""
-        self.compositor.set_background(parse_background(spec, live=True))
-        self.settings.output.background = spec
-
-    def set_vcam_enabled(self, enabled: bool) -> None:
-        """Opens or closes the virtual camera (done by the output thread at its next frame)."""
-        self.settings.output.vcam = enabled
-        if enabled:
-            self.retry_vcam()
+        settings = copy.deepcopy(self.settings)
+        settings.output.background = spec
+        self.update(settings)
 
     def snapshot(self, path: str, timeout: float = 2.0) -> bool:
         """Writes the next output frame (or the last one, if none comes) to `path` as an image."""

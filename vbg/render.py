@@ -12,16 +12,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vbg.backgrounds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Background, parse_background
-from vbg.composite import compositor_for
+from vbg.backgrounds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, parse_background
+from vbg.capture import open_video
+from vbg.chain import MatteChain
 from vbg.errors import VbgError
-from vbg.frames import Frame
-from vbg.pipeline import mask_frame
 from vbg.progress import ProgressBar
 from vbg.segment import Segmenter
 from vbg.settings import Settings
-from vbg.smooth import MaskSmoother
-from vbg.timing import StageTimes
 
 
 class InputItems:
@@ -41,17 +38,12 @@ class InputItems:
             self.kind, self.files, self.count = "image", [self.path], 1
         else:
             self.kind = "video"
-            cap = cv2.VideoCapture(str(self.path))
-            if not cap.isOpened():
-                raise VbgError(f"cannot open {self.path}: not an image, a folder or a video OpenCV can decode")
-            self.count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-            fps = cap.get(cv2.CAP_PROP_FPS)
-            self.fps = fps if 1 <= fps <= 240 else 30.0
+            cap, self.fps, self.count = open_video(self.path, "not an image, a folder or a video OpenCV can decode")
             cap.release()
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         if self.kind == "video":
-            cap = cv2.VideoCapture(str(self.path))
+            cap, _, _ = open_video(self.path)
             index = 0
             buf = None
             while True:
@@ -69,32 +61,6 @@ class InputItems:
             yield f.stem, image
 
 
-class OfflineMatter:
-    """Runs the live stages in order on one frame at a time."""
-
-    def __init__(self, settings: Settings, segmenter: Segmenter, background: Background | None, smoother=None):
-        self.segmenter = segmenter
-        self.smoother = smoother or MaskSmoother(settings.smooth.strength)
-        self.compositor = compositor_for(settings, background or parse_background("none"))
-        self.times = StageTimes()
-        self._frame = Frame()
-
-    def reset(self) -> None:
-        self.smoother.reset()
-        self.compositor.refiner.reset()
-
-    def process(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Returns (alpha uint8 at full size, composite or None when there is no background)."""
-        frame = self._frame
-        frame.image = image
-        mask_frame(frame, self.segmenter, self.smoother, self.times)
-        small, mask = frame.buffers["small"], frame.buffers["mask"]
-        if self.compositor.background.passthrough:
-            return self.compositor.alpha_for(image, small, mask), None
-        composite = self.compositor.compose(image, small, mask)
-        return self.compositor.refiner.alpha, composite
-
-
 def _write_image(path: Path, image: np.ndarray) -> None:
     if not cv2.imwrite(str(path), image):
         raise VbgError(f"cannot write {path}: check the folder exists and is writable, and the extension")
@@ -109,7 +75,7 @@ def render(input_path: str, output: str, settings: Settings, segmenter: Segmente
     items = InputItems(input_path)
     transparent = background == "transparent"
     bg = None if transparent else parse_background(background, live=False)
-    matter = OfflineMatter(settings, segmenter, bg)
+    matter = MatteChain(settings, segmenter, bg)
     out = Path(output)
     alpha_out = Path(alpha_dir) if alpha_dir else None
     writer = None

@@ -3,7 +3,7 @@
 /dev/video0 is a v4l2loopback "webcam" (exclusive_caps=0) fed by ffmpeg from a real clip, YUYV or MJPG;
 /dev/video10 is vbg's virtual camera with exclusive_caps=1, as the README tells users to load it. Real
 readers (OpenCV's V4L2 backend and ffmpeg) open it. Prints one `SCENARIO name PASS|FAIL detail` line each;
-frames read back go to /tmp/results (the host's $VBG_SYSTEM_OUT).
+frames read back go to /run/results (the host's $VBG_SYSTEM_OUT).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ROOT = Path(os.environ["VBG_ROOT"])
 sys.path.insert(0, str(ROOT))
 from vbg import loopback  # noqa: E402
 
-RESULTS = Path("/tmp/results")
+RESULTS = Path("/run/results")
 WEBCAM, VCAM = "/dev/video0", "/dev/video10"
 CLIP = RESULTS / "webcam.avi"         # 640x480 MJPG at 10 fps, made on the host by run.sh
 MODEL = Path(os.environ["VBG_SHARED"]) / "models" / "pphumanseg_v2_portrait_lite_256x144.onnx"
@@ -61,12 +61,12 @@ class Vbg:
     """`vbg run` on the webcam, into the virtual camera, with its log collected line by line."""
 
     def __init__(self, *extra: str):
-        env = dict(os.environ, VBG_MODEL=str(MODEL), XDG_CONFIG_HOME="/tmp/vbgcfg", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, VBG_MODEL=str(MODEL), XDG_CONFIG_HOME="/run/vbgcfg", PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen([sys.executable, "-m", "vbg", "run", "--camera", WEBCAM, "--vcam-device", VCAM,
                                       "--size", "640x480", "--fps", "10", "-b", "color:#0000ff", "--threads", "1",
                                       "--status-every", "2", *extra],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
-                                     cwd="/tmp")
+                                     cwd="/run")
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._collect, daemon=True)
         self._reader.start()

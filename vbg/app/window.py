@@ -20,7 +20,9 @@ from vbg.app.preview import FrameTap, PreviewWidget
 from vbg.backgrounds import DEFAULT_BLUR
 from vbg.devices import video_devices
 from vbg.errors import VbgError
-from vbg.pipeline import Pipeline, open_segmenter
+from vbg.backgrounds import parse_background
+from vbg.chain import open_segmenter
+from vbg.pipeline import Pipeline
 from vbg.resources import config_dir
 from vbg.settings import Settings
 
@@ -266,7 +268,10 @@ class MainWindow(QMainWindow):
     def _on_started(self, pipeline: Pipeline) -> None:
         self._starting = False
         self.pipeline = pipeline
-        self.settings = pipeline.settings
+        try:  # what changed in the window while the engine started
+            pipeline.update(self.settings)
+        except VbgError as e:
+            self.statusBar().showMessage(str(e), 8000)
         self.error_label.hide()
         if self.pause_button.isChecked():
             pipeline.pause()
@@ -324,7 +329,6 @@ class MainWindow(QMainWindow):
             if self.pipeline is not None:
                 self.pipeline.set_background(spec)
             else:
-                from vbg.backgrounds import parse_background
                 parse_background(spec).close()
         except VbgError as e:
             self.statusBar().showMessage(str(e), 8000)
@@ -394,23 +398,25 @@ class MainWindow(QMainWindow):
         v = self.blur.value()
         self.select_spec("blur" if v == DEFAULT_BLUR else f"blur:{v}")
 
+    def _apply(self) -> None:
+        """The window's settings to the engine: the one path, so nothing changed during start-up is lost
+        (`_on_started` applies them again once the engine is up)."""
+        if self.pipeline is not None:
+            self.pipeline.update(self.settings)
+
     def _smoothing_changed(self, value: int) -> None:
         self.settings.smooth.strength = value / 100
-        if self.pipeline is not None:
-            self.pipeline.smoother.strength = value / 100
-            self.pipeline.compositor.refiner.hold = self.settings.smooth.edge_hold if value else 0.0
+        self._apply()
         self._save(smooth__strength=value / 100)
 
     def _refine_changed(self, on: bool) -> None:
         self.settings.matte.refine = on
-        if self.pipeline is not None:
-            self.pipeline.compositor.refiner.settings.refine = on
+        self._apply()
         self._save(matte__refine=on)
 
     def _mirror_changed(self, on: bool) -> None:
         self.settings.output.mirror = on
-        if self.pipeline is not None:
-            self.pipeline.compositor.mirror = on
+        self._apply()
         self._save(output__mirror=on)
 
     def set_paused(self, paused: bool) -> None:
@@ -447,8 +453,7 @@ class MainWindow(QMainWindow):
 
     def _vcam_toggled(self, on: bool) -> None:
         self.settings.output.vcam = on
-        if self.pipeline is not None:
-            self.pipeline.set_vcam_enabled(on)
+        self._apply()
         self._save(output__vcam=on)
 
     def _retry_vcam(self) -> None:

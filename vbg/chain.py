@@ -1,0 +1,102 @@
+"""The matting chain: segment -> smooth -> refine -> composite, one frame at a time.
+
+The same object serves the live threads (`segment` on one thread, `compose` on the next), `vbg render`,
+`vbg eval` and `vbg bench` (`process`, both halves on one thread), so every figure they report comes
+from the chain users run. Settings change between frames through `update`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+from vbg.backgrounds import Background, Passthrough, parse_background
+from vbg.composite import Compositor
+from vbg.frames import Frame
+from vbg.model import ModelSpec, resolve_model
+from vbg.segment import Segmenter
+from vbg.settings import Settings
+from vbg.smooth import MaskSmoother
+from vbg.timing import StageTimes
+
+
+def configure_opencv() -> None:
+    """Each stage has a thread of its own; OpenCV's pool on top of that only adds contention on small
+    machines. Process-wide, and set by every chain, so live and offline run OpenCV alike."""
+    cv2.setNumThreads(max(1, min(4, (os.cpu_count() or 2) - 2)))
+
+
+def open_segmenter(settings: Settings) -> Segmenter:
+    """The model `settings` name (resolved: --model, $VBG_MODEL, the cache, a download) on its device."""
+    spec = ModelSpec.load()
+    path = resolve_model(spec, settings.segment.model)
+    return Segmenter(path, spec, settings.segment.device, settings.segment.threads)
+
+
+class MatteChain:
+    def __init__(self, settings: Settings, segmenter: Segmenter, background: Background | None = None,
+                 smoother=None, times: StageTimes | None = None):
+        configure_opencv()
+        self.segmenter = segmenter
+        self.times = times or StageTimes()
+        self.smoother = smoother or MaskSmoother(settings.smooth.strength)
+        self.compositor = Compositor(settings.matte, background or parse_background("none"))
+        self.update(settings)
+        self._offline = Frame()
+
+    def update(self, settings: Settings) -> None:
+        """Applies changed settings from the next frame on (any thread; each field is one assignment)."""
+        smooth = settings.smooth
+        self.smoother.strength = smooth.strength
+        refiner = self.compositor.refiner
+        refiner.settings = settings.matte
+        refiner.hold = smooth.edge_hold if smooth.strength > 0 else 0.0  # smoothing 0 = every hold off
+        refiner.motion_levels = smooth.edge_motion_levels
+        self.compositor.mirror = settings.output.mirror
+
+    def set_background(self, background: Background) -> None:
+        self.compositor.set_background(background)
+
+    @property
+    def background(self) -> Background:
+        return self.compositor.background
+
+    def reset(self) -> None:
+        """Forget the past (a new clip, an unrelated image)."""
+        self.smoother.reset()
+        self.compositor.refiner.reset()
+
+    # -- the two halves ----------------------------------------------------------------------------
+    def segment(self, frame: Frame) -> None:
+        """Model-grid image and smoothed mask for `frame`, into its own buffers ('small', 'mask')."""
+        rows, cols = self.segmenter.fit(*frame.image.shape[:2])
+        small = frame.buffer("small", (rows, cols, 3), np.uint8)
+        mask = frame.buffer("mask", (rows, cols), np.float32)
+        with self.times.measure("preprocess"):
+            self.segmenter.preprocess(frame.image, small)
+        with self.times.measure("inference"):
+            prob = self.segmenter.infer()
+        with self.times.measure("smoothing"):
+            self.smoother(prob, small, mask)
+
+    def compose(self, frame: Frame, need_alpha: bool = False) -> np.ndarray:
+        """The output image for a segmented frame (a chain buffer, valid until the call after next)."""
+        with self.times.measure("composite"):
+            return self.compositor.compose(frame.image, frame.buffers["small"], frame.buffers["mask"],
+                                           need_alpha=need_alpha)
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """The full-size 8-bit alpha of the last composed frame (when it was computed)."""
+        return self.compositor.refiner.alpha
+
+    # -- offline -----------------------------------------------------------------------------------
+    def process(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Both halves on one frame: (alpha, composite or None when the background is passthrough)."""
+        frame = self._offline
+        frame.image = image
+        self.segment(frame)
+        out = self.compose(frame, need_alpha=True)
+        return self.alpha, None if isinstance(self.background, Passthrough) else out
