@@ -88,6 +88,11 @@ class MatteChain:
                                            need_alpha=need_alpha)
 
     @property
+    def foreground(self) -> np.ndarray:
+        """The colour pasted where the person is, for the last composed frame."""
+        return self.compositor.foreground
+
+    @property
     def alpha(self) -> np.ndarray:
         """The full-size 8-bit alpha of the last composed frame (when it was computed)."""
         return self.compositor.refiner.alpha

@@ -26,6 +26,7 @@ from vbg.settings import MatteSettings, Settings, SmoothSettings
 from vbg.smooth import EmaSmoother, MaskSmoother
 
 VARIANTS = ("pipeline", "raw", "ema")
+COLOURS = (0.0, 255.0)  # composites are scored over black and over white
 MOTION_SHARE = 0.1  # "frames with the most motion": the top 10% by true alpha change
 
 
@@ -57,13 +58,60 @@ class _Variant:
         alpha, _ = self.matter.process(image)
         return alpha.astype(np.float32) / 255.0
 
+    def foreground(self, image: np.ndarray) -> np.ndarray:
+        """The colour pasted where the person is, for the frame just scored: the chain's own (with its
+        edge colour estimate) for the pipeline, the camera pixels for the rest."""
+        return self.matter.foreground if self.name == "pipeline" else image
+
     def reset(self) -> None:
         if self.name != "pred":
             self.matter.reset()
 
 
-def _variants(names, settings, segmenter, pred_dir):
+class _Baseline:
+    """A peer model run beside vbg for comparison only (never shipped): RobustVideoMatting (recurrent
+    matting with its own foreground estimate) or MediaPipe's selfie segmenter (a Meet-style mask)."""
+
+    KINDS = ("rvm", "mediapipe")
+
+    def __init__(self, name: str, path: str):
+        import onnxruntime as ort
+
+        if name not in self.KINDS:
+            raise VbgError(f"unknown baseline {name!r}: use {' or '.join(self.KINDS)}=PATH")
+        if not Path(path).is_file():
+            raise VbgError(f"baseline model {path} does not exist")
+        self.name = name
+        self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self._fg: np.ndarray | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self._state = [np.zeros((1, 1, 1, 1), np.float32) for _ in range(4)]
+
+    def alpha(self, name: str, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+        if self.name == "mediapipe":
+            x = cv2.resize(rgb, (256, 144), interpolation=cv2.INTER_AREA)[None]
+            mask = self.session.run(None, {"input": x})[0][0, :, :, 0]
+            self._fg = None
+            return cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+        ratio = 0.25 if max(h, w) >= 1920 else 0.375 if max(h, w) >= 1280 else 0.6  # RVM's advice per size
+        feeds = {"src": rgb.transpose(2, 0, 1)[None], "downsample_ratio": np.array([ratio], np.float32)}
+        feeds.update({f"r{i + 1}i": s for i, s in enumerate(self._state)})
+        fgr, pha, *state = self.session.run(["fgr", "pha", "r1o", "r2o", "r3o", "r4o"], feeds)
+        self._state = state
+        self._fg = cv2.cvtColor(np.clip(fgr[0].transpose(1, 2, 0) * 255, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        return pha[0, 0]
+
+    def foreground(self, image: np.ndarray) -> np.ndarray:
+        return self._fg if self._fg is not None else image
+
+
+def _variants(names, settings, segmenter, pred_dir, baselines=None):
     out = [_Variant("pred", settings, None, Path(pred_dir))] if pred_dir else []
+    out += [_Baseline(name, path) for name, path in (baselines or {}).items()]
     return out + [_Variant(n, settings, segmenter) for n in names]
 
 
@@ -110,14 +158,25 @@ def eval_stills(images: str, masks: str, settings: Settings, segmenter: Segmente
 
 
 def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter: Segmenter | None,
-               variants=VARIANTS, pred_dir: str | None = None, limit: int | None = None, progress=True) -> dict:
+               variants=VARIANTS, pred_dir: str | None = None, limit: int | None = None, progress=True,
+               plate: str | None = None, baselines: dict[str, str] | None = None) -> dict:
+    """With `plate` (the true background behind the person), also scores what the viewer sees: the
+    output over black and over white against the true composite, over all pixels and in the edge band."""
     items = InputItems(video)
     if items.kind != "video":
         raise VbgError(f"{video} is not a video")
     truth_dir = Path(alpha_dir) if alpha_dir else None
     if truth_dir is not None and not (truth_dir / "000000.png").exists():
         raise VbgError(f"{truth_dir} has no 000000.png: --alpha needs the ground truth as 000000.png, 000001.png, …")
-    runs = _variants(variants, settings, segmenter, pred_dir)
+    plate_image = None
+    if plate is not None:
+        if truth_dir is None:
+            raise VbgError("--plate needs --alpha: the true composite is made from the true alpha")
+        plate_image = cv2.imread(str(plate), cv2.IMREAD_COLOR)
+        if plate_image is None:
+            raise VbgError(f"cannot read background plate {plate}")
+    runs = _variants(variants, settings, segmenter, pred_dir, baselines)
+    composite = {v.name: [] for v in runs}
     temporal = {v.name: metrics.TemporalScores() for v in runs}
     per_frame = {v.name: [] for v in runs}
     truth_motion, prev_truth = [], None
@@ -134,12 +193,19 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
             truth = _read_alpha(path)
             truth_motion.append(float(np.abs(truth - prev_truth).mean()) if prev_truth is not None else 0.0)
             prev_truth = truth
+        if plate_image is not None:
+            band = metrics.edge_band(truth)
+            truths = [metrics.true_composite(image, plate_image, truth, c) for c in COLOURS]
         for v in runs:
             a = v.alpha(name, image)
             temporal[v.name].add(a, truth)
             if truth is not None:
                 per_frame[v.name].append((name, metrics.iou(a, truth), metrics.boundary_f(a, truth),
                                           metrics.mad(a, truth)))
+            if plate_image is not None:
+                fg = v.foreground(image)
+                composite[v.name].append([e for c, t in zip(COLOURS, truths)
+                                          for e in metrics.composite_errors(metrics.composite_over(fg, a, c), t, band)])
         n += 1
         if bar:
             bar(n)
@@ -157,6 +223,10 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
             arr = np.array([r[1:] for r in rows])
             entry.update(iou=float(arr[:, 0].mean()), boundary_f=float(arr[:, 1].mean()), mad=float(arr[:, 2].mean()),
                          iou_motion=float(np.mean([arr[i, 0] for i in moving])))
+        if composite[v.name]:
+            errors = np.mean(composite[v.name], axis=0)
+            for (colour, part), value in zip([(c, p) for c in ("black", "white") for p in ("all", "edge")], errors):
+                entry[f"composite_{part}_{colour}"] = float(value)
         report["variants"][v.name] = entry
     if per_frame[runs[0].name]:
         worst = sorted(per_frame[runs[0].name], key=lambda r: r[1])[:5]
@@ -165,7 +235,9 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
 
 
 COLUMNS = (("iou", "IoU", 4), ("boundary_f", "boundary F", 4), ("mad", "alpha MAD", 4), ("dtssd", "dtSSD", 5),
-           ("flicker", "flicker", 6), ("iou_motion", "IoU (motion)", 4))
+           ("flicker", "flicker", 6), ("iou_motion", "IoU (motion)", 4),
+           ("composite_edge_black", "edge/black", 2), ("composite_edge_white", "edge/white", 2),
+           ("composite_all_black", "all/black", 3), ("composite_all_white", "all/white", 3))
 
 
 def format_report(report: dict) -> str:

@@ -68,3 +68,30 @@ class TemporalScores:
         if self.dtssd:
             out["dtssd"] = float(np.mean(self.dtssd))
         return out
+
+
+def edge_band(truth: np.ndarray, radius: int = 6) -> np.ndarray:
+    """Pixels within `radius` px of the true alpha's 0.5 contour (where halos and fringes show)."""
+    contour = _boundary(truth >= 0.5)
+    if not contour.any():
+        return np.zeros(truth.shape, bool)
+    distance = cv2.distanceTransform((~contour).astype(np.uint8), cv2.DIST_L2, 5)
+    return distance <= radius
+
+
+def composite_over(foreground: np.ndarray, alpha: np.ndarray, colour: float) -> np.ndarray:
+    """What the viewer sees over a solid colour: foreground * alpha + colour * (1 - alpha), 0-255 float."""
+    a = alpha[..., None]
+    return foreground.astype(np.float32) * a + np.float32(colour) * (1.0 - a)
+
+
+def true_composite(image: np.ndarray, plate: np.ndarray, truth: np.ndarray, colour: float) -> np.ndarray:
+    """The truth over a new colour C from input I, plate B and true alpha: I + (C - B)(1 - alpha)."""
+    out = image.astype(np.float32) + (np.float32(colour) - plate.astype(np.float32)) * (1.0 - truth[..., None])
+    return np.clip(out, 0, 255, out=out)
+
+
+def composite_errors(seen: np.ndarray, truth: np.ndarray, band: np.ndarray) -> tuple[float, float]:
+    """Mean |seen - truth| in 8-bit levels over all pixels and channels, and over the edge band."""
+    diff = np.abs(seen - truth).mean(axis=2)
+    return float(diff.mean()), float(diff[band].mean()) if band.any() else 0.0

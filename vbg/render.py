@@ -98,7 +98,7 @@ def render(input_path: str, output: str, settings: Settings, segmenter: Segmente
             if transparent:
                 if rgba is None or rgba.shape[:2] != image.shape[:2]:
                     rgba = np.empty(image.shape[:2] + (4,), np.uint8)
-                rgba[..., :3] = image
+                rgba[..., :3] = matter.foreground  # with --edge fine, the person's own colour at the edge
                 rgba[..., 3] = alpha
                 result = rgba
             else:
