@@ -241,7 +241,7 @@ def test_global_hotkeys_on_x11_switch_the_background(xvfb):
     finally:
         app.terminate()
         _, err = app.communicate(timeout=20)
-    assert "global hotkeys: Ctrl+Alt+N/P" in err
+    assert "global hotkeys: Ctrl+Alt+N next background, Ctrl+Alt+P previous background" in err
 
 
 def test_changes_made_while_the_engine_starts_are_not_lost(qtbot, tmp_path):
@@ -255,3 +255,27 @@ def test_changes_made_while_the_engine_starts_are_not_lost(qtbot, tmp_path):
     assert chain.compositor.mirror and not chain.compositor.refiner.settings.refine
     assert w.pipeline.settings.output.mirror and w.settings.output.mirror
     w.close()
+
+
+def test_every_command_in_the_table_has_a_handler_and_ctl_offers_the_public_ones(window):
+    from vbg.app.commands import COMMANDS, PUBLIC_VERBS
+    from vbg.cli import build_parser
+
+    assert all(callable(getattr(window, f"cmd_{c.verb}", None)) for c in COMMANDS)
+    assert window.handle_command("no-such-verb", [])["ok"] is False
+    ctl = next(a for a in build_parser()._subparsers._group_actions[0].choices["ctl"]._actions
+               if a.dest == "ctl_command")
+    assert tuple(ctl.choices) == PUBLIC_VERBS and "raise" not in PUBLIC_VERBS
+    assert window.handle_command("mirror", [])["ok"] and window.mirror.isChecked()
+
+
+def test_ctl_paths_are_resolved_in_the_callers_folder(tmp_path, monkeypatch):
+    """`vbg ctl snapshot rel.png` landed in the window's working folder, not the caller's."""
+    import vbg.app.control as control
+    from vbg import cli
+
+    sent = []
+    monkeypatch.setattr(control, "send", lambda command, args: sent.append((command, args)) or {"ok": True})
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["ctl", "snapshot", "rel.png"]) == 0
+    assert sent[-1] == ("snapshot", [str(tmp_path / "rel.png")])

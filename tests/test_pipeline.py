@@ -128,13 +128,13 @@ def test_virtual_camera_lost_mid_run_is_retried_while_output_continues(segmenter
     seen = []
     pipeline = Pipeline(s, segmenter=segmenter, open_vcam=VanishingVirtualCamera,
                         on_output=lambda img, src: seen.append(1))
-    pipeline.VCAM_RETRY_S = (0.05,)
+    pipeline.vcam.RETRY_S = (0.05,)
     pipeline.start()
     try:
         deadline = time.monotonic() + 20
-        while pipeline.vcam_error is None and time.monotonic() < deadline:
+        while pipeline.vcam.error is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert pipeline.vcam_error and "lost" in pipeline.vcam_error
+        assert pipeline.vcam.error and "lost" in pipeline.vcam.error
         assert "vcam error" in pipeline.status_line()
         VanishingVirtualCamera.gone = False                      # the device comes back
         while len(VanishingVirtualCamera.instances) < 2 and time.monotonic() < deadline:
@@ -143,7 +143,7 @@ def test_virtual_camera_lost_mid_run_is_retried_while_output_continues(segmenter
         time.sleep(0.3)
     finally:
         pipeline.stop()
-    assert len(VanishingVirtualCamera.instances) >= 2 and pipeline.vcam_error is None
+    assert len(VanishingVirtualCamera.instances) >= 2 and pipeline.vcam.error is None
     assert VanishingVirtualCamera.instances[-1].sent > 0 and len(seen) > frames_then   # flowing again
 
 
@@ -152,17 +152,18 @@ def test_window_mode_starts_without_a_virtual_camera_and_retries(segmenter):
     s = _file_settings(vcam=True, idle_when_unwatched=False)
     s.capture.loop = True
     pipeline = Pipeline(s, segmenter=segmenter, open_vcam=VanishingVirtualCamera, vcam_required=False)
-    assert pipeline.vcam is None and "modprobe" in pipeline.vcam_error
-    pipeline.VCAM_RETRY_S = (0.05,)
+    assert pipeline.vcam.camera is None and "modprobe" in pipeline.vcam.error
+    pipeline.vcam.RETRY_S = (0.05,)
     pipeline.start()
     try:
-        pipeline.retry_vcam()
+        pipeline.vcam.retry()
         deadline = time.monotonic() + 20
-        while pipeline.vcam is None and time.monotonic() < deadline:
+        while pipeline.vcam.camera is None and time.monotonic() < deadline:
             time.sleep(0.01)
+        opened = pipeline.vcam.camera is not None
     finally:
         pipeline.stop()
-    assert pipeline.vcam is not None and pipeline.counters.frames_out > 0
+    assert opened and pipeline.counters.frames_out > 0
 
 
 def test_camera_lost_sends_a_reconnecting_card_then_resumes(segmenter):

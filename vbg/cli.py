@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 
@@ -54,7 +55,9 @@ def _pixels(text):
 def _add_model_args(p):
     p.add_argument("--model", metavar="PATH", help="the ONNX model (default: $VBG_MODEL, then the user cache, "
                    "downloading it there if missing)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=argparse.SUPPRESS,
+    from vbg.segment import DEVICES
+
+    p.add_argument("--device", choices=DEVICES, default=argparse.SUPPRESS,
                    help="inference device; auto uses CUDA only if onnxruntime confirms it (default: auto)")
     p.add_argument("--threads", type=int, default=argparse.SUPPRESS,
                    help="inference threads (default: half the cores, 1-4)")
@@ -118,12 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--status-every", type=_arg(lambda t: parse_positive(t, "status period")), metavar="S",
                      help="print a status line (fps, memory, reference counts) every S seconds")
 
+    from vbg.app.commands import PUBLIC_VERBS, usage
+
     ctl = sub.add_parser("ctl", help="drive the running window (bind these to your desktop's shortcuts)",
                          description="Commands to the running vbg window over a per-user local socket.")
-    ctl.add_argument("ctl_command", metavar="COMMAND", choices=("next", "prev", "select", "blur", "off", "pause",
-                     "resume", "snapshot", "screenshot", "status"),
-                     help="next | prev | select NAME | blur | off | pause | resume | snapshot PATH | "
-                     "screenshot PATH | status")
+    ctl.add_argument("ctl_command", metavar="COMMAND", choices=PUBLIC_VERBS, help=usage())
     ctl.add_argument("ctl_args", nargs="*", metavar="ARG")
 
     render = sub.add_parser("render", help="offline, deterministic matting of an image, folder or video",
@@ -312,7 +314,14 @@ def cmd_gui(args) -> int:
 def cmd_ctl(args) -> int:
     from vbg.app.control import send
 
-    reply = send(args.ctl_command, args.ctl_args)
+    from vbg.app.commands import BY_VERB
+
+    ctl_args = list(args.ctl_args)
+    if BY_VERB[args.ctl_command].arg == "PATH" and ctl_args:  # the window may run in another folder
+        ctl_args[0] = os.path.abspath(ctl_args[0])
+    elif args.ctl_command == "select" and ctl_args and os.path.exists(" ".join(ctl_args)):
+        ctl_args = [os.path.abspath(" ".join(ctl_args))]
+    reply = send(args.ctl_command, ctl_args)
     if args.ctl_command == "status":
         print(json.dumps({k: v for k, v in reply.items() if k != "ok"}))
     if not reply.get("ok"):

@@ -83,6 +83,112 @@ class VirtualCamera:
         self._cam.close()
 
 
+class VirtualCameraSink:
+    """The virtual camera as the pipeline uses it: opened on demand, closed when switched off, retried
+    with backoff (1, 2, 5 s) when missing or lost, and watched for readers. `send` never raises; the
+    state is in `error` and `state()`. Runs on the output thread, except `retry` and `enabled`."""
+
+    RETRY_S = (1.0, 2.0, 5.0)
+
+    def __init__(self, size: tuple[int, int], fps: float, device: str | None, *, enabled: bool = True,
+                 watch_readers: bool = True, required: bool = True, first_frame: np.ndarray | None = None,
+                 open_camera=VirtualCamera):
+        """With `required`, a camera that cannot be opened now raises VbgError (headless runs exit);
+        otherwise it is retried. `first_frame` is sent as soon as the device is open: with
+        exclusive_caps=1, call apps only list the device once it has a frame."""
+        self.size, self.fps, self.device = size, fps, device
+        self.enabled = enabled
+        self.watch_readers = watch_readers
+        self.camera: VirtualCamera | None = None
+        self.watcher: ReaderWatcher | None = None
+        self.error: str | None = None
+        self.errors = 0
+        self._open_camera = open_camera
+        self._attempts = 0
+        self._retry_at = 0.0
+        if enabled:
+            try:
+                self._open(first_frame)
+            except VbgError as e:
+                if required:
+                    raise
+                self._failed(str(e))
+
+    def _open(self, first_frame: np.ndarray | None = None) -> None:
+        self.camera = self._open_camera(self.size[0], self.size[1], self.fps, self.device)
+        self.error, self._attempts = None, 0
+        if first_frame is not None:
+            try:
+                self.camera.send(first_frame)
+            except Exception as e:  # the first frame of the stream will report a real problem
+                log.debug("first frame not sent: %s", e)
+        if self.watch_readers:
+            self.watcher = ReaderWatcher(self.camera.device).start()
+
+    def _failed(self, message: str) -> None:
+        delay = self.RETRY_S[min(self._attempts, len(self.RETRY_S) - 1)]
+        self._attempts += 1
+        self._retry_at = time.monotonic() + delay
+        if message != self.error:
+            log.warning("%s (retrying)", message)
+        self.error = message
+
+    def _drop(self) -> None:
+        close_quietly(self.watcher, self.camera)
+        self.camera = self.watcher = None
+
+    def retry(self) -> None:
+        """Try to open the device at the next frame (the window's Retry button)."""
+        self._retry_at = 0.0
+
+    def send(self, image: np.ndarray) -> None:
+        if self.camera is not None and not self.enabled:
+            self._drop()
+            self.error = None
+            return
+        if self.camera is None:
+            if not self.enabled or time.monotonic() < self._retry_at:
+                return
+            try:
+                self._open()
+            except VbgError as e:
+                self._failed(str(e))
+                return
+            log.info("virtual camera %s is back", self.camera.device)
+        try:
+            self.camera.send(image)
+        except Exception as e:  # backends raise their own types when the device goes away
+            self.errors += 1
+            self._drop()
+            self._failed(f"virtual camera lost ({str(e).strip()[:120] or type(e).__name__})")
+
+    @property
+    def readers(self) -> int | None:
+        """Apps reading the device, or None where that cannot be known."""
+        return self.watcher.readers if self.watcher is not None and self.watcher.available else None
+
+    def state(self) -> str:
+        if self.camera is None:
+            return f"vcam error: {self.error}" if self.error else "virtual camera off"
+        n = self.readers
+        if n is None:
+            return f"vcam {self.camera.device}"
+        return f"vcam {self.camera.device}: " + (f"{n} reader{'s' * (n != 1)}" if n else "no readers (idle)")
+
+    def close(self) -> None:
+        self._drop()
+
+
+def close_quietly(*closers) -> None:
+    """Closes each (None is skipped); closing must never take the app down, so failures are logged."""
+    for closer in closers:
+        if closer is not None:
+            try:
+                closer.close()
+            except Exception as e:
+                log.warning("closing %s: %s", type(closer).__name__, e)
+
+
 def no_device_fix() -> str:
     """What to do when pyvirtualcam found no device: the loopback devices' state if there are any."""
     devices = loopback.loopback_devices()

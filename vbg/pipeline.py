@@ -25,7 +25,7 @@ from vbg.capture import CameraAbsent, CaptureThread, FrameSource, open_source
 from vbg.chain import MatteChain, open_segmenter
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
-from vbg.output import ReaderWatcher, Recorder, VirtualCamera
+from vbg.output import Recorder, VirtualCamera, VirtualCameraSink, close_quietly
 from vbg.segment import Segmenter
 from vbg.settings import Settings
 from vbg.timing import StageTimes
@@ -63,8 +63,6 @@ class Counters:
 
 
 class Pipeline:
-    VCAM_RETRY_S = (1.0, 2.0, 5.0)
-
     def __init__(self, settings: Settings, *, lossless: bool = False, alpha_dir: str | None = None,
                  on_output: Callable[[np.ndarray, np.ndarray | None], None] | None = None,
                  segmenter: Segmenter | None = None, source: FrameSource | None = None,
@@ -72,7 +70,7 @@ class Pipeline:
                  vcam_required: bool = True, camera_required: bool = True):
         """Opens everything that can fail (model, background, input, virtual camera, recording) so
         errors surface here as VbgError, before any thread starts. With `vcam_required=False` (the
-        window) a missing virtual camera is reported in `vcam_error` and retried instead; with
+        window) a missing virtual camera is reported in `vcam.error` and retried instead; with
         `camera_required=False` a camera that does not exist yet is waited for instead."""
         self.settings = copy.deepcopy(settings)  # the engine's own: callers change it through update()
         self.times = StageTimes()
@@ -101,20 +99,12 @@ class Pipeline:
         w, h = (source.width, source.height) if source else (cap.size or (1280, 720))
         fps = (source.fps if source and source.fps else None) or cap.fps or 30.0
         self.size, self.fps = (w, h), fps
-        self.vcam = self.recorder = self.watcher = None
-        self.vcam_error: str | None = None
-        self._open_vcam = open_vcam
-        self._vcam_attempts = 0
-        self._vcam_retry_at = 0.0
+        self.vcam = self.recorder = None
         try:
-            if out.vcam:
-                try:
-                    self.vcam = open_vcam(w, h, fps, out.vcam_device)
-                    self._send_starting_card()
-                except VbgError as e:
-                    if vcam_required:
-                        raise
-                    self._vcam_failed(str(e))
+            self.vcam = VirtualCameraSink((w, h), fps, out.vcam_device, enabled=out.vcam,
+                                          watch_readers=out.idle_when_unwatched, required=vcam_required,
+                                          first_frame=status_card((h, w, 3), STARTING_TEXT, None),
+                                          open_camera=open_vcam)
             if out.record:
                 self.recorder = Recorder(out.record, w, h, fps)
         except VbgError:
@@ -123,7 +113,6 @@ class Pipeline:
             self._close_outputs()
             self.chain.background.close()
             raise
-        self._attach_watcher()
         self.pool = FramePool(POOL_FRAMES)
         self.capture_slot = LatestSlot(lossless=lossless)
         self.composite_slot = LatestSlot(lossless=lossless)
@@ -146,9 +135,9 @@ class Pipeline:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Pipeline:
+        cam = self.vcam.camera
         log.info("inference: %s, %d thread(s); output %dx%d @ %g fps%s", self.segmenter.provider_note,
-                 self.segmenter.threads, *self.size, self.fps,
-                 f"; virtual camera {self.vcam.device}" if self.vcam else "")
+                 self.segmenter.threads, *self.size, self.fps, f"; virtual camera {cam.device}" if cam else "")
         for t in self._threads:
             t.start()
         return self
@@ -184,12 +173,7 @@ class Pipeline:
         self.chain.background.close()
 
     def _close_outputs(self) -> None:
-        for closer in (self.watcher, self.vcam, self.recorder):
-            if closer is not None:
-                try:
-                    closer.close()
-                except Exception as e:  # closing must never take the app down
-                    log.warning("closing %s: %s", type(closer).__name__, e)
+        close_quietly(self.vcam, self.recorder)
 
     def wait(self, frames: int | None = None, duration: float | None = None,
              status_every: float | None = None, status: Callable[[str], None] | None = None) -> None:
@@ -297,8 +281,9 @@ class Pipeline:
         retry = new.vcam and not old.vcam
         self.settings = copy.deepcopy(settings)
         self.chain.update(self.settings)
+        self.vcam.enabled = new.vcam
         if retry:
-            self.retry_vcam()
+            self.vcam.retry()
 
     def set_background(self, spec: str) -> None:
         """Switches the background; raises VbgError (and keeps the current one) if `spec` is bad."""
@@ -315,65 +300,8 @@ class Pipeline:
             return self.last_output is not None and cv2.imwrite(path, self.last_output)
         return bool(result and result[0])
 
-    def _vcam_failed(self, message: str) -> None:
-        delay = self.VCAM_RETRY_S[min(self._vcam_attempts, len(self.VCAM_RETRY_S) - 1)]
-        self._vcam_attempts += 1
-        self._vcam_retry_at = time.monotonic() + delay
-        if message != self.vcam_error:
-            log.warning("%s (retrying)", message)
-        self.vcam_error = message
-
-    def _attach_watcher(self) -> None:
-        if self.watcher is not None:
-            self.watcher.close()
-            self.watcher = None
-        if self.vcam is not None and self.settings.output.idle_when_unwatched:
-            self.watcher = ReaderWatcher(self.vcam.device).start()
-
-    def retry_vcam(self) -> None:
-        """Try to open the virtual camera at the next frame (the window's Retry button)."""
-        self._vcam_retry_at = 0.0
-
-    def _send_vcam(self, image: np.ndarray) -> None:
-        wanted = self.settings.output.vcam
-        if self.vcam is not None and not wanted:
-            self.vcam.close()
-            self.vcam, self.vcam_error = None, None
-            self._attach_watcher()
-            return
-        if self.vcam is None:
-            if not wanted or time.monotonic() < self._vcam_retry_at:
-                return
-            try:
-                self.vcam = self._open_vcam(self.size[0], self.size[1], self.fps, self.settings.output.vcam_device)
-            except VbgError as e:
-                self._vcam_failed(str(e))
-                return
-            log.info("virtual camera %s is back", self.vcam.device)
-            self.vcam_error, self._vcam_attempts = None, 0
-            self._attach_watcher()
-        try:
-            self.vcam.send(image)
-        except Exception as e:  # backends raise their own types when the device goes away
-            self.counters.errors += 1
-            try:
-                self.vcam.close()
-            except Exception:
-                pass
-            self.vcam = None
-            self._attach_watcher()
-            self._vcam_failed(f"virtual camera lost ({str(e).strip()[:120] or type(e).__name__})")
-
-    def _send_starting_card(self) -> None:
-        """A first picture as soon as the device is open: with exclusive_caps=1, call apps only see
-        the device once it has a frame, and the camera's first one can take seconds."""
-        try:
-            self.vcam.send(status_card((self.size[1], self.size[0], 3), STARTING_TEXT, None))
-        except Exception as e:  # the first frame of the stream will report a real problem
-            log.debug("starting card not sent: %s", e)
-
     def _emit(self, image: np.ndarray, card: bool = False, source: np.ndarray | None = None) -> None:
-        self._send_vcam(image)
+        self.vcam.send(image)
         if self.recorder is not None:
             self.recorder.write(image)
         if self.on_output is not None:
@@ -392,13 +320,13 @@ class Pipeline:
             self.counters.frames_out += 1
 
     def _update_idle(self, now: float) -> None:
-        w = self.watcher
-        if w is None or not w.available:
+        readers = self.vcam.readers
+        if readers is None:
             if self._idle:  # the device went away: never stay idle without one
                 self._idle = False
                 self._apply_wanted()
             return
-        if w.readers > 0:
+        if readers > 0:
             self._unwatched_since = now
             if self._idle:
                 self._idle = False
@@ -411,14 +339,6 @@ class Pipeline:
             self._emit(status_card((self.size[1], self.size[0], 3), STARTING_TEXT, None), card=True)
 
     # -- reporting -------------------------------------------------------------------------------
-    def vcam_state(self) -> str:
-        if self.vcam is None:
-            return f"vcam error: {self.vcam_error}" if self.vcam_error else "virtual camera off"
-        if self.watcher is not None and self.watcher.available:
-            n = self.watcher.readers
-            return f"vcam {self.vcam.device}: " + (f"{n} reader{'s' * (n != 1)}" if n else "no readers (idle)")
-        return f"vcam {self.vcam.device}"
-
     def status_line(self) -> str:
         now = time.monotonic()
         t, n = self._rate
@@ -429,6 +349,6 @@ class Pipeline:
         ms = self.times.medians_text()
         cam = self.capture.state if self.capture.state != "live" else "live"
         return (f"{self.output_fps:5.1f} fps | ms: {ms} | latency {self.latency.median('latency'):.0f} ms | "
-                f"{self.segmenter.provider} | camera {cam} | {self.vcam_state()} | dropped "
+                f"{self.segmenter.provider} | camera {cam} | {self.vcam.state()} | dropped "
                 f"{self.capture_slot.dropped + self.composite_slot.dropped} | rss {rss_mb():.0f} MB | "
-                f"errors {self.counters.errors}")
+                f"errors {self.counters.errors + self.vcam.errors}")

@@ -9,7 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vbg.backgrounds import DEFAULT_BLUR, IMAGE_SUFFIXES, VIDEO_SUFFIXES, cover
+from vbg.backgrounds import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, BlurredRoom, Passthrough, SolidColor, cover,
+                             parse_background)
+from vbg.capture import open_video
 from vbg.errors import VbgError
 from vbg.resources import config_dir, shipped_dir
 
@@ -62,27 +64,31 @@ def add_to_user_folder(source: Path) -> Path:
 def thumbnail(choice: Choice, size: tuple[int, int] = THUMB) -> np.ndarray | None:
     """A BGR thumbnail, or None when the file cannot be read (shown as broken, never a crash)."""
     w, h = size
-    spec = choice.spec.lower()
-    if spec.startswith("blur"):  # a sketch of a room (wall, window, shelf, plant), blurred
+    try:
+        kind = None if choice.path is not None else parse_background(choice.spec)
+    except VbgError:
+        return None
+    if isinstance(kind, BlurredRoom):  # a sketch of a room (wall, window, shelf, plant), blurred
         img = np.full((h, w, 3), (150, 170, 185), np.uint8)
         cv2.rectangle(img, (w // 10, h // 8), (w // 3, h // 2), (235, 225, 210), -1)
         cv2.rectangle(img, (int(w * 0.55), int(h * 0.35)), (int(w * 0.95), int(h * 0.45)), (60, 90, 120), -1)
         cv2.circle(img, (int(w * 0.8), int(h * 0.7)), h // 5, (70, 140, 60), -1)
         cv2.rectangle(img, (0, int(h * 0.8)), (w, h), (90, 110, 130), -1)
-        strength = float(spec.partition(":")[2] or DEFAULT_BLUR)
-        return cv2.GaussianBlur(img, (0, 0), 1 + strength / 15)
-    if spec in ("none", "off"):
+        return cv2.GaussianBlur(img, (0, 0), 1 + kind.strength / 15)
+    if isinstance(kind, Passthrough):
         img = np.full((h, w, 3), 60, np.uint8)
         cv2.line(img, (w // 3, h // 3), (2 * w // 3, 2 * h // 3), (200, 200, 200), 3, cv2.LINE_AA)
         cv2.line(img, (2 * w // 3, h // 3), (w // 3, 2 * h // 3), (200, 200, 200), 3, cv2.LINE_AA)
         return img
-    if spec.startswith(("color", "colour")):
-        hexa = spec.partition("#")[2]
-        return np.full((h, w, 3), (int(hexa[4:6], 16), int(hexa[2:4], 16), int(hexa[0:2], 16)), np.uint8)
+    if isinstance(kind, SolidColor):
+        return np.full((h, w, 3), kind.bgr, np.uint8)
     if choice.path is None:
         return None
     if choice.path.suffix.lower() in VIDEO_SUFFIXES:
-        cap = cv2.VideoCapture(str(choice.path))
+        try:
+            cap, _, _ = open_video(choice.path)
+        except VbgError:
+            return None
         ok, image = cap.read()
         cap.release()
         if not ok:

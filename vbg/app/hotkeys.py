@@ -1,4 +1,4 @@
-"""Global hotkeys (Ctrl+Alt+N/P/B/O/Space) where the platform lets an app watch the keyboard."""
+"""Global hotkeys (vbg/app/commands.py) where the platform lets an app watch the keyboard."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import sys
 
 from PySide6.QtCore import QObject, Signal
 
-KEYS = {"<ctrl>+<alt>+n": "next", "<ctrl>+<alt>+p": "prev", "<ctrl>+<alt>+b": "blur", "<ctrl>+<alt>+o": "off",
-        "<ctrl>+<alt>+<space>": "pause"}
+from vbg.app.commands import COMMANDS, hotkey_summary
+
+KEYS = {c.hotkey: c.verb for c in COMMANDS if c.hotkey}
 BIND_HINT = "bind `vbg ctl next`, `vbg ctl blur`, … in your desktop's keyboard settings instead"
 
 
@@ -37,7 +38,7 @@ class GlobalHotkeys(QObject):
             self._listener.start()
         except Exception as e:  # pynput backends fail in platform-specific ways
             return f"global hotkeys: unavailable ({e}); {BIND_HINT}"
-        return "global hotkeys: Ctrl+Alt+N/P next/previous, Ctrl+Alt+B blur, Ctrl+Alt+O off, Ctrl+Alt+Space pause"
+        return f"global hotkeys: {hotkey_summary()}"
 
     def stop(self) -> None:
         if self._listener is not None:

@@ -41,8 +41,7 @@ def run_gui(settings: Settings, saved: Settings, duration: float | None = None,
     window = MainWindow(settings, saved, settings_path())
     server = ControlServer(window.handle_command)
     hotkeys = GlobalHotkeys()
-    hotkeys.command.connect(lambda c: window.handle_command(c if c != "pause" else
-                                                            ("resume" if window.pause_button.isChecked() else "pause"), []))
+    hotkeys.command.connect(lambda verb: window.handle_command(verb, []))
     log.info("%s", hotkeys.state)
     window.show()
     for sig in (signal.SIGINT, signal.SIGTERM):

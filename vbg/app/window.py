@@ -17,11 +17,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 
 from vbg.app import gallery
 from vbg.app.preview import FrameTap, PreviewWidget
-from vbg.backgrounds import DEFAULT_BLUR
+from vbg.backgrounds import DEFAULT_BLUR, BlurredRoom
 from vbg.devices import video_devices
 from vbg.errors import VbgError
+from vbg.app.commands import BY_VERB, COMMANDS
 from vbg.backgrounds import parse_background
 from vbg.chain import open_segmenter
+from vbg.segment import DEVICES
 from vbg.pipeline import Pipeline
 from vbg.resources import config_dir
 from vbg.settings import Settings
@@ -161,7 +163,7 @@ class MainWindow(QMainWindow):
     def _effect_box(self) -> QGroupBox:
         box = QGroupBox("Effect")
         form = QFormLayout(box)
-        self.blur = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=100, value=self._blur_strength())
+        self.blur = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=100, value=self._blur_strength() or DEFAULT_BLUR)
         self.blur.sliderReleased.connect(self._blur_changed)
         self.blur.valueChanged.connect(lambda v: None if self.blur.isSliderDown() else self._blur_changed())
         self.smoothing = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100,
@@ -207,7 +209,7 @@ class MainWindow(QMainWindow):
         box = QGroupBox("Inference and output")
         form = QFormLayout(box)
         self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
+        self.device.addItems(list(DEVICES))
         self.device.setCurrentText(self.settings.segment.device)
         self.device.currentTextChanged.connect(self._device_changed)
         self.provider = QLabel("–")
@@ -221,10 +223,7 @@ class MainWindow(QMainWindow):
         return box
 
     def _shortcuts(self) -> None:
-        keys = {"Right": lambda: self.step_background(1), "N": lambda: self.step_background(1),
-                "Left": lambda: self.step_background(-1), "P": lambda: self.step_background(-1),
-                "B": lambda: self.select_spec("blur"), "O": lambda: self.select_spec("none"),
-                "M": lambda: self.mirror.toggle(), "Space": lambda: self.pause_button.toggle()}
+        keys = {key: (lambda verb=c.verb: self.handle_command(verb, [])) for c in COMMANDS for key in c.keys}
         for i in range(1, 10):
             keys[str(i)] = lambda i=i: self.select_index(i - 1)
         self._keys = []
@@ -336,9 +335,10 @@ class MainWindow(QMainWindow):
             return False
         self.settings.output.background = spec
         self._save(output__background=spec)
-        if spec.startswith("blur"):
+        strength = self._blur_strength()
+        if strength is not None:
             self.blur.blockSignals(True)
-            self.blur.setValue(self._blur_strength())
+            self.blur.setValue(strength)
             self.blur.blockSignals(False)
         self._highlight_current()
         return True
@@ -386,17 +386,20 @@ class MainWindow(QMainWindow):
             self._cycle_timer.start(int(seconds * 1000))
 
     # -- controls ----------------------------------------------------------------------------------
-    def _blur_strength(self) -> int:
+    def _blur_strength(self) -> int | None:
+        """The blur strength of the current background, or None when it is not a blur."""
         spec = self.settings.output.background
-        value = spec.partition(":")[2] if spec.startswith("blur") else ""
+        if Path(spec).expanduser().exists():
+            return None
         try:
-            return int(float(value)) if value else DEFAULT_BLUR
-        except ValueError:
-            return DEFAULT_BLUR
+            background = parse_background(spec, live=False)
+        except VbgError:
+            return None
+        background.close()
+        return int(background.strength) if isinstance(background, BlurredRoom) else None
 
     def _blur_changed(self) -> None:
-        v = self.blur.value()
-        self.select_spec("blur" if v == DEFAULT_BLUR else f"blur:{v}")
+        self.select_spec(BlurredRoom(self.blur.value()).name)
 
     def _apply(self) -> None:
         """The window's settings to the engine: the one path, so nothing changed during start-up is lost
@@ -459,7 +462,7 @@ class MainWindow(QMainWindow):
     def _retry_vcam(self) -> None:
         if self.pipeline is not None:
             self.vcam.setChecked(True)
-            self.pipeline.retry_vcam()
+            self.pipeline.vcam.retry()
 
     def _snapshot_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save snapshot", str(Path.home() / "vbg-snapshot.png"), "PNG (*.png)")
@@ -493,7 +496,7 @@ class MainWindow(QMainWindow):
             "fps": round(p.output_fps, 1) if p else 0.0,
             "provider": p.segmenter.provider if p else None,
             "camera": p.capture.state if p else "stopped",
-            "virtual_camera": p.vcam_state() if p else "stopped",
+            "virtual_camera": p.vcam.state() if p else "stopped",
             "paused": bool(p and p.paused),
         }
 
@@ -503,45 +506,77 @@ class MainWindow(QMainWindow):
             return
         p.status_line()   # updates output_fps
         stages = p.times.medians_text(" · ")
-        vcam = "vcam: not available" if p.vcam_error else p.vcam_state()
+        vcam = "vcam: not available" if p.vcam.error else p.vcam.state()
         self.status.setText(f"{p.output_fps:.1f} fps | {stages} ms | latency {p.latency.median('latency'):.0f} ms | "
                             f"{p.segmenter.provider.replace('ExecutionProvider', '')} | camera {p.capture.state} | {vcam}")
         self.provider.setText(p.segmenter.provider_note)
-        self.vcam_state.setText(p.vcam_state())
-        if p.vcam_error and self.settings.output.vcam:
+        self.vcam_state.setText(p.vcam.state())
+        if p.vcam.error and self.settings.output.vcam:
             self.vcam_text.setText(f"The virtual camera is not available, so call apps cannot see vbg yet.\n"
-                                   f"{p.vcam_error}.\nThen choose Retry.")
-            self.vcam_text.setToolTip(p.vcam_error)
+                                   f"{p.vcam.error}.\nThen choose Retry.")
+            self.vcam_text.setToolTip(p.vcam.error)
             self.vcam_panel.show()
         else:
             self.vcam_panel.hide()
 
     # -- vbg ctl -----------------------------------------------------------------------------------
     def handle_command(self, command: str, args: list[str]) -> dict:
-        if command in ("next", "prev"):
-            self.step_background(1 if command == "next" else -1)
-        elif command == "select":
-            if not args or not self.select_name(" ".join(args)):
-                return {"ok": False, "error": f"no background named {' '.join(args)!r}"}
-        elif command == "blur":
-            self.select_spec("blur")
-        elif command == "off":
-            self.select_spec("none")
-        elif command in ("pause", "resume"):
-            self.set_paused(command == "pause")
-        elif command == "snapshot":
-            if not args:
-                return {"ok": False, "error": "snapshot needs a PATH"}
-            if not self.snapshot(os.path.abspath(args[0])):
-                return {"ok": False, "error": f"could not write {args[0]}"}
-        elif command == "screenshot":
-            if not args or not self.screenshot(os.path.abspath(args[0])):
-                return {"ok": False, "error": "screenshot needs a writable PATH"}
-        elif command == "raise":
-            self.showNormal()
-            self.raise_()
-            self.activateWindow()
-        return self.status_dict()
+        """A command from the table in vbg/app/commands.py (keys, global hotkeys, `vbg ctl`): runs
+        `cmd_<verb>`, which returns an error text or None; answers with the app's state."""
+        handler = getattr(self, f"cmd_{command}", None)
+        if command not in BY_VERB or handler is None:
+            return {"ok": False, "error": f"unknown command {command!r}"}
+        error = handler(args)
+        return {"ok": False, "error": error} if error else self.status_dict()
+
+    def cmd_next(self, args) -> None:
+        self.step_background(1)
+
+    def cmd_prev(self, args) -> None:
+        self.step_background(-1)
+
+    def cmd_select(self, args) -> str | None:
+        if not args:
+            return "select needs a NAME, a file or a background spec"
+        if not self.select_name(" ".join(args)):
+            return f"no background named {' '.join(args)!r}"
+        return None
+
+    def cmd_blur(self, args) -> None:
+        self.select_spec("blur")
+
+    def cmd_off(self, args) -> None:
+        self.select_spec("none")
+
+    def cmd_mirror(self, args) -> None:
+        self.mirror.toggle()
+
+    def cmd_toggle(self, args) -> None:
+        self.pause_button.toggle()
+
+    def cmd_pause(self, args) -> None:
+        self.set_paused(True)
+
+    def cmd_resume(self, args) -> None:
+        self.set_paused(False)
+
+    def cmd_snapshot(self, args) -> str | None:
+        if not args:
+            return "snapshot needs a PATH"
+        return None if self.snapshot(os.path.abspath(args[0])) else f"could not write {args[0]}"
+
+    def cmd_screenshot(self, args) -> str | None:
+        if not args or not self.screenshot(os.path.abspath(args[0])):
+            return "screenshot needs a writable PATH"
+        return None
+
+    def cmd_status(self, args) -> None:
+        return None
+
+    def cmd_raise(self, args) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
 
     def screenshot(self, path: str) -> bool:
         return self.grab().save(path, "PNG")
