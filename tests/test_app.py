@@ -23,7 +23,7 @@ def _settings(**output):
     s.capture.input, s.capture.loop = str(CLIP_720P), True
     s.output.vcam = False
     for k, v in output.items():
-        setattr(s.output, k, v)
+        setattr(s.composite if k in ("background", "mirror") else s.output, k, v)
     return s
 
 
@@ -46,18 +46,18 @@ def _key(qtbot, window, key):
 def test_shortcuts_switch_background_mirror_and_pause(window, qtbot):
     names = [c.spec for c in window.choices]
     _key(qtbot, window, Qt.Key.Key_3)
-    assert window.settings.output.background == names[2]
+    assert window.settings.composite.background == names[2]
     _key(qtbot, window, Qt.Key.Key_N)
-    assert window.settings.output.background == names[3]
+    assert window.settings.composite.background == names[3]
     _key(qtbot, window, Qt.Key.Key_Left)
-    assert window.settings.output.background == names[2]
+    assert window.settings.composite.background == names[2]
     _key(qtbot, window, Qt.Key.Key_B)
-    assert window.settings.output.background == "blur"
+    assert window.settings.composite.background == "blur"
     _key(qtbot, window, Qt.Key.Key_O)
-    assert window.settings.output.background == "none"
+    assert window.settings.composite.background == "none"
     assert window.gallery_list.currentRow() == names.index("none")          # the current one is highlighted
     _key(qtbot, window, Qt.Key.Key_M)
-    assert window.mirror.isChecked() and window.pipeline.settings.output.mirror and window.pipeline.chain.compositor.mirror
+    assert window.mirror.isChecked() and window.pipeline.settings.composite.mirror and window.pipeline.chain.compositor.mirror
     _key(qtbot, window, Qt.Key.Key_Space)
     assert window.pipeline.paused and window.pause_button.text() == "Resume"
     _key(qtbot, window, Qt.Key.Key_Space)
@@ -87,20 +87,20 @@ def test_broken_and_added_backgrounds(window, qtbot, tmp_path):
     window._refresh_gallery()
     row = next(i for i, c in enumerate(window.choices) if c.path and c.path.name == "broken.jpg")
     assert "(broken)" in window.gallery_list.item(row).text()
-    before = window.settings.output.background
+    before = window.settings.composite.background
     assert not window.select_index(row)                                     # refused, not a crash
-    assert window.settings.output.background == before
+    assert window.settings.composite.background == before
     good = tmp_path / "beach.png"
     cv2.imwrite(str(good), np.full((90, 160, 3), (30, 140, 220), np.uint8))
     window.add_backgrounds([good, broken])
     assert (gallery.user_folder() / "beach.png").exists()
-    assert window.settings.output.background.endswith("beach.png")
+    assert window.settings.composite.background.endswith("beach.png")
 
 
 def test_settings_persist_and_flags_last_one_run(qtbot, tmp_path):
     path = tmp_path / "settings.json"
     saved = Settings()
-    saved.output.background = "color:#2f3640"
+    saved.composite.background = "color:#2f3640"
     run = _settings(background="blur:70")                                   # a flag for this run
     w = MainWindow(run, saved=saved, save_path=path)
     qtbot.addWidget(w)
@@ -108,10 +108,10 @@ def test_settings_persist_and_flags_last_one_run(qtbot, tmp_path):
     w.mirror.setChecked(True)
     w.close()
     data = json.loads(path.read_text())
-    assert data["smooth"]["strength"] == 0.4 and data["output"]["mirror"] is True
-    assert data["output"]["background"] == "color:#2f3640"                   # the flag was not saved
+    assert data["smooth"]["strength"] == 0.4 and data["composite"]["mirror"] is True
+    assert data["composite"]["background"] == "color:#2f3640"                   # the flag was not saved
     again = Settings.load(path)
-    assert again.smooth.strength == 0.4 and again.output.mirror
+    assert again.smooth.strength == 0.4 and again.composite.mirror
 
 
 def test_missing_virtual_camera_shows_the_fix_and_retry(qtbot, tmp_path):
@@ -136,7 +136,7 @@ def test_ctl_talks_to_the_window(window, qtbot, tmp_path):
                                 stderr=subprocess.PIPE, text=True)
         qtbot.waitUntil(lambda: proc.poll() is not None, timeout=20000)
         assert proc.returncode == 0, proc.stderr.read()
-        assert window.settings.output.background.endswith("mint.jpg")
+        assert window.settings.composite.background.endswith("mint.jpg")
         proc = subprocess.Popen([sys.executable, "-m", "vbg", "ctl", "status"], stdout=subprocess.PIPE, text=True)
         qtbot.waitUntil(lambda: proc.poll() is not None, timeout=20000)
         status = json.loads(proc.stdout.read())
@@ -253,7 +253,7 @@ def test_changes_made_while_the_engine_starts_are_not_lost(qtbot, tmp_path):
     qtbot.waitUntil(lambda: w.pipeline is not None, timeout=30000)
     chain = w.pipeline.chain
     assert chain.compositor.mirror and not chain.compositor.refiner.settings.refine
-    assert w.pipeline.settings.output.mirror and w.settings.output.mirror
+    assert w.pipeline.settings.composite.mirror and w.settings.composite.mirror
     w.close()
 
 

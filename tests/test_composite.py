@@ -8,7 +8,7 @@ from conftest import BACKGROUND
 from vbg.backgrounds import BlurredRoom, LoopingVideo, Passthrough, SolidColor, StillImage, parse_background
 from vbg.composite import Compositor, EdgeRefiner
 from vbg.errors import VbgError
-from vbg.settings import MatteSettings
+from vbg.settings import CompositeSettings
 
 
 def _scene(h=360, w=640):
@@ -35,7 +35,7 @@ def test_blur_does_not_smear_the_person_into_the_background():
 
 def test_solid_colour_and_image_backgrounds_fill_the_frame():
     image, small, mask = _scene()
-    out = Compositor(MatteSettings(), SolidColor((255, 0, 0))).compose(image, small, mask)
+    out = Compositor(CompositeSettings(), SolidColor((255, 0, 0))).compose(image, small, mask)
     assert tuple(out[5, 5]) == (255, 0, 0)
     assert out[300, 320].mean() > 200                    # the person stays
     still = StillImage(BACKGROUND).render((360, 640, 3), small, mask)
@@ -45,8 +45,8 @@ def test_solid_colour_and_image_backgrounds_fill_the_frame():
 def test_refinement_follows_the_full_resolution_edge():
     image, small, mask = _scene(720, 1280)
     coarse = cv2.GaussianBlur(mask, (0, 0), 1)             # a soft model-like mask on the 256x144 grid
-    refined = EdgeRefiner(MatteSettings(refine=True))(image, small, coarse) / 255.0
-    plain = EdgeRefiner(MatteSettings(refine=False))(image, small, coarse) / 255.0
+    refined = EdgeRefiner(CompositeSettings(refine=True))(image, small, coarse) / 255.0
+    plain = EdgeRefiner(CompositeSettings(refine=False))(image, small, coarse) / 255.0
     truth = np.zeros(image.shape[:2], np.float32)
     truth[180:, 427:853] = 1
     band = (plain > 0.02) & (plain < 0.98)                  # where the upscaled mask is unsure
@@ -56,16 +56,16 @@ def test_refinement_follows_the_full_resolution_edge():
 
 def test_passthrough_and_mirror():
     image, small, mask = _scene()
-    out = Compositor(MatteSettings(), Passthrough()).compose(image, small, mask)
+    out = Compositor(CompositeSettings(), Passthrough()).compose(image, small, mask)
     # never the camera's pooled frame: it is overwritten once released, and snapshots kept showing it
     assert out is not image and np.array_equal(out, image)
-    mirrored = Compositor(MatteSettings(), Passthrough(), mirror=True).compose(image, small, mask)
+    mirrored = Compositor(CompositeSettings(), Passthrough(), mirror=True).compose(image, small, mask)
     assert np.array_equal(mirrored, image[:, ::-1])
 
 
 def test_compositor_reuses_its_buffers():
     image, small, mask = _scene()
-    c = Compositor(MatteSettings(), SolidColor((0, 255, 0)))
+    c = Compositor(CompositeSettings(), SolidColor((0, 255, 0)))
     outs = [c.compose(image, small, mask) for _ in range(4)]
     assert outs[0] is outs[2] and outs[1] is outs[3] and outs[0] is not outs[1]
 

@@ -20,7 +20,7 @@ def _file_settings(**output):
     s.capture.paced = False
     s.output.vcam = False
     for k, v in output.items():
-        setattr(s.output, k, v)
+        setattr(s.composite if k in ("background", "mirror") else s.output, k, v)
     return s
 
 
@@ -177,7 +177,7 @@ def test_camera_lost_sends_a_reconnecting_card_then_resumes(segmenter):
 
     s = Settings()
     s.output.vcam = False
-    s.output.background = "color:#204080"
+    s.composite.background = "color:#204080"
     outputs = []
     pipeline = Pipeline(s, segmenter=segmenter, open_source=open_source,
                         on_output=lambda img, src: outputs.append(float(img.mean())))
@@ -221,17 +221,17 @@ def test_update_applies_live_and_a_bad_background_changes_nothing(segmenter):
     pipeline = Pipeline(s, segmenter=segmenter)
     try:
         changed = Settings.from_dict(__import__("json").loads(s.to_json()))
-        changed.output.mirror, changed.smooth.strength, changed.matte.refine = True, 0.0, False
+        changed.composite.mirror, changed.smooth.strength, changed.composite.refine = True, 0.0, False
         pipeline.update(changed)
         assert pipeline.chain.compositor.mirror and pipeline.chain.smoother.strength == 0.0
         assert pipeline.chain.compositor.refiner.hold == 0.0          # smoothing 0 turns the edge hold off
         assert not pipeline.chain.compositor.refiner.settings.refine
-        changed.output.mirror = False                                  # the caller's object is not the engine's
-        assert pipeline.settings.output.mirror
+        changed.composite.mirror = False                                  # the caller's object is not the engine's
+        assert pipeline.settings.composite.mirror
         bad = Settings.from_dict(__import__("json").loads(changed.to_json()))
-        bad.output.background, bad.output.mirror = "/no/such/picture.jpg", True
+        bad.composite.background, bad.composite.mirror = "/no/such/picture.jpg", True
         with __import__("pytest").raises(VbgError):
             pipeline.update(bad)
-        assert pipeline.settings.output.background == "color:#00ff00"
+        assert pipeline.settings.composite.background == "color:#00ff00"
     finally:
         pipeline.stop()

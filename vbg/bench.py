@@ -126,7 +126,7 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
         "input": Path(input_path).name if input_path else "synthetic",
         "paced_fps": paced_fps,
         "dropped": dropped,
-        "background": settings.output.background,
+        "background": settings.composite.background,
     }
 
 

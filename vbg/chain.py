@@ -42,7 +42,7 @@ class MatteChain:
         self.segmenter = segmenter
         self.times = times or StageTimes()
         self.smoother = smoother or MaskSmoother(settings.smooth.strength)
-        self.compositor = Compositor(settings.matte, background or parse_background("none"))
+        self.compositor = Compositor(settings.composite, background or parse_background("none"))
         self.update(settings)
         self._offline = Frame()
 
@@ -51,10 +51,10 @@ class MatteChain:
         smooth = settings.smooth
         self.smoother.strength = smooth.strength
         refiner = self.compositor.refiner
-        refiner.settings = settings.matte
+        refiner.settings = settings.composite
         refiner.hold = smooth.edge_hold if smooth.strength > 0 else 0.0  # smoothing 0 = every hold off
         refiner.motion_levels = smooth.edge_motion_levels
-        self.compositor.mirror = settings.output.mirror
+        self.compositor.mirror = settings.composite.mirror
 
     def set_background(self, background: Background) -> None:
         self.compositor.set_background(background)

@@ -190,9 +190,9 @@ FLAGS = {
     "size": ("capture", "size", None), "fps": ("capture", "fps", None), "no_mjpg": ("capture", "mjpg", "not"),
     "model": ("segment", "model", None), "device": ("segment", "device", None),
     "threads": ("segment", "threads", None), "smoothing": ("smooth", "strength", None),
-    "no_refine": ("matte", "refine", "not"), "threshold": ("matte", "threshold", None),
-    "erode": ("matte", "erode", None), "feather": ("matte", "feather", None),
-    "background": ("output", "background", None), "mirror": ("output", "mirror", None),
+    "no_refine": ("composite", "refine", "not"), "threshold": ("composite", "threshold", None),
+    "erode": ("composite", "erode", None), "feather": ("composite", "feather", None),
+    "background": ("composite", "background", None), "mirror": ("composite", "mirror", None),
     "no_vcam": ("output", "vcam", "not"), "vcam_device": ("output", "vcam_device", None),
     "record": ("output", "record", None), "always_on": ("output", "idle_when_unwatched", "not"),
 }

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import Background, Passthrough
-from vbg.settings import MatteSettings, SmoothSettings
+from vbg.settings import CompositeSettings, SmoothSettings
 
 
 class EdgeRefiner:
@@ -24,7 +24,7 @@ class EdgeRefiner:
     otherwise the largest source of shimmer left (measured on video_gt); moving pixels pass through.
     """
 
-    def __init__(self, settings: MatteSettings, hold: float = 0.0,
+    def __init__(self, settings: CompositeSettings, hold: float = 0.0,
                  motion_levels: int = SmoothSettings.edge_motion_levels):
         self.settings = settings
         self.hold = hold
@@ -232,7 +232,7 @@ class Compositor:
     """frame + mask -> output image, at the frame's full size. Not thread-safe: one thread composes;
     `background` may be swapped from another thread between frames."""
 
-    def __init__(self, matte: MatteSettings, background: Background, mirror: bool = False, hold: float = 0.0,
+    def __init__(self, matte: CompositeSettings, background: Background, mirror: bool = False, hold: float = 0.0,
                  motion_levels: int = SmoothSettings.edge_motion_levels):
         self.refiner = EdgeRefiner(matte, hold, motion_levels)
         self.background = background

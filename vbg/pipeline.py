@@ -81,7 +81,8 @@ class Pipeline:
         self._closed = False
         self.segmenter = segmenter or open_segmenter(settings)
         out = settings.output
-        self.chain = MatteChain(settings, self.segmenter, parse_background(out.background, live=True), times=self.times)
+        self.chain = MatteChain(settings, self.segmenter, parse_background(settings.composite.background, live=True),
+                                times=self.times)
         self.alpha_dir = Path(alpha_dir) if alpha_dir else None
         if self.alpha_dir is not None:
             try:
@@ -276,8 +277,8 @@ class Pipeline:
         """The one way to change a running engine: every setting that can change live takes effect
         from the next frame (the background raises VbgError and stays as it was if it is bad)."""
         old, new = self.settings.output, settings.output
-        if new.background != old.background:
-            self.chain.set_background(parse_background(new.background, live=True))
+        if settings.composite.background != self.settings.composite.background:
+            self.chain.set_background(parse_background(settings.composite.background, live=True))
         retry = new.vcam and not old.vcam
         self.settings = copy.deepcopy(settings)
         self.chain.update(self.settings)
@@ -288,7 +289,7 @@ class Pipeline:
     def set_background(self, spec: str) -> None:
         """Switches the background; raises VbgError (and keeps the current one) if `spec` is bad."""
         settings = copy.deepcopy(self.settings)
-        settings.output.background = spec
+        settings.composite.background = spec
         self.update(settings)
 
     def snapshot(self, path: str, timeout: float = 2.0) -> bool:

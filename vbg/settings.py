@@ -41,7 +41,7 @@ class SmoothSettings:
 
 
 @dataclass
-class MatteSettings:
+class CompositeSettings:
     refine: bool = True
     radius: int = 2                        # guided-filter radius on the mask grid
     eps: float = 1e-3                      # guided-filter regularisation (grey levels in [0, 1])
@@ -51,12 +51,12 @@ class MatteSettings:
     threshold: float | None = None         # hard cut-out at this alpha (0-1); None keeps the soft edge
     erode: int = 0                         # shrink the person by this many full-size pixels
     feather: int = 0                       # soften the edge by this many full-size pixels
+    background: str = "blur"               # blur[:1-100], color:#RRGGBB, none, or an image or video file
+    mirror: bool = False
 
 
 @dataclass
 class OutputSettings:
-    background: str = "blur"
-    mirror: bool = False
     vcam: bool = True
     vcam_device: str | None = None
     record: str | None = None
@@ -74,7 +74,7 @@ class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     segment: SegmentSettings = field(default_factory=SegmentSettings)
     smooth: SmoothSettings = field(default_factory=SmoothSettings)
-    matte: MatteSettings = field(default_factory=MatteSettings)
+    composite: CompositeSettings = field(default_factory=CompositeSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     window: WindowSettings = field(default_factory=WindowSettings)
 
@@ -85,6 +85,10 @@ class Settings:
     def from_dict(cls, data: dict) -> Settings:
         """Known keys with values of the right type; anything else is ignored (older or newer files)."""
         settings = cls()
+        data = dict(data)
+        if isinstance(data.get("matte"), dict) or isinstance(data.get("output"), dict):  # files from 0.1
+            moved = {k: v for k, v in (data.get("output") or {}).items() if k in ("background", "mirror")}
+            data["composite"] = {**(data.get("matte") or {}), **moved, **(data.get("composite") or {})}
         for part in dataclasses.fields(cls):
             section, values = getattr(settings, part.name), data.get(part.name)
             if not isinstance(values, dict):
@@ -127,9 +131,9 @@ def apply_edge_preset(settings: Settings, preset: str) -> None:
     if preset not in EDGE_PRESETS:
         raise VbgError(f"unknown edge preset {preset!r}: use {' or '.join(EDGE_PRESETS)}")
     fine = preset == "fine"
-    defaults_m, defaults_s = MatteSettings(), SmoothSettings()
-    settings.matte.color_guide = settings.matte.decontaminate = fine
-    settings.matte.radius = 4 if fine else defaults_m.radius
+    defaults_m, defaults_s = CompositeSettings(), SmoothSettings()
+    settings.composite.color_guide = settings.composite.decontaminate = fine
+    settings.composite.radius = 4 if fine else defaults_m.radius
     settings.smooth.edge_hold = 0.90 if fine else defaults_s.edge_hold
 
 

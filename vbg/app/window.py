@@ -169,9 +169,9 @@ class MainWindow(QMainWindow):
         self.smoothing = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100,
                                  value=round(self.settings.smooth.strength * 100))
         self.smoothing.valueChanged.connect(self._smoothing_changed)
-        self.refine = QCheckBox("Edge refinement", checked=self.settings.matte.refine)
+        self.refine = QCheckBox("Edge refinement", checked=self.settings.composite.refine)
         self.refine.toggled.connect(self._refine_changed)
-        self.mirror = QCheckBox("Mirror  (M)", checked=self.settings.output.mirror)
+        self.mirror = QCheckBox("Mirror  (M)", checked=self.settings.composite.mirror)
         self.mirror.toggled.connect(self._mirror_changed)
         form.addRow("Blur strength", self.blur)
         form.addRow("Smoothing", self.smoothing)
@@ -311,7 +311,7 @@ class MainWindow(QMainWindow):
         self._highlight_current()
 
     def _current_index(self) -> int:
-        spec = self.settings.output.background
+        spec = self.settings.composite.background
         return next((i for i, c in enumerate(self.choices) if c.spec == spec), -1)
 
     def _highlight_current(self) -> None:
@@ -333,8 +333,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(str(e), 8000)
             self._highlight_current()
             return False
-        self.settings.output.background = spec
-        self._save(output__background=spec)
+        self.settings.composite.background = spec
+        self._save(composite__background=spec)
         strength = self._blur_strength()
         if strength is not None:
             self.blur.blockSignals(True)
@@ -388,7 +388,7 @@ class MainWindow(QMainWindow):
     # -- controls ----------------------------------------------------------------------------------
     def _blur_strength(self) -> int | None:
         """The blur strength of the current background, or None when it is not a blur."""
-        spec = self.settings.output.background
+        spec = self.settings.composite.background
         if Path(spec).expanduser().exists():
             return None
         try:
@@ -413,14 +413,14 @@ class MainWindow(QMainWindow):
         self._save(smooth__strength=value / 100)
 
     def _refine_changed(self, on: bool) -> None:
-        self.settings.matte.refine = on
+        self.settings.composite.refine = on
         self._apply()
-        self._save(matte__refine=on)
+        self._save(composite__refine=on)
 
     def _mirror_changed(self, on: bool) -> None:
-        self.settings.output.mirror = on
+        self.settings.composite.mirror = on
         self._apply()
-        self._save(output__mirror=on)
+        self._save(composite__mirror=on)
 
     def set_paused(self, paused: bool) -> None:
         self.pause_button.setText("Resume" if paused else "Pause")
@@ -491,8 +491,8 @@ class MainWindow(QMainWindow):
         current = self._current_index()
         return {
             "ok": True,
-            "background": self.choices[current].label if current >= 0 else self.settings.output.background,
-            "background_spec": self.settings.output.background,
+            "background": self.choices[current].label if current >= 0 else self.settings.composite.background,
+            "background_spec": self.settings.composite.background,
             "fps": round(p.output_fps, 1) if p else 0.0,
             "provider": p.segmenter.provider if p else None,
             "camera": p.capture.state if p else "stopped",
