@@ -113,3 +113,13 @@ def test_cli_bad_model_exits_2_without_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and str(bad) in r.stderr
+
+
+def test_models_come_from_one_registry_and_unknown_names_say_what_exists():
+    from vbg.models import MODELS, load_model
+    from vbg.models.pphumanseg import PPHumanSegV2
+
+    model = load_model()
+    assert isinstance(model, PPHumanSegV2) and model.spec.name == PPHumanSegV2.name in MODELS
+    with pytest.raises(VbgError, match="unknown model 'nope': vbg knows pphumanseg_v2"):
+        load_model("nope")

@@ -15,7 +15,8 @@ import numpy as np
 from vbg.backgrounds import Background, Passthrough, parse_background
 from vbg.composite import Compositor
 from vbg.frames import Frame
-from vbg.model import ModelSpec, resolve_model
+from vbg.model import resolve_model
+from vbg.models import load_model
 from vbg.segment import Segmenter
 from vbg.settings import Settings
 from vbg.smooth import MaskSmoother
@@ -30,9 +31,9 @@ def configure_opencv() -> None:
 
 def open_segmenter(settings: Settings) -> Segmenter:
     """The model `settings` name (resolved: --model, $VBG_MODEL, the cache, a download) on its device."""
-    spec = ModelSpec.load()
-    path = resolve_model(spec, settings.segment.model)
-    return Segmenter(path, spec, settings.segment.device, settings.segment.threads)
+    model = load_model()
+    path = resolve_model(model.spec, settings.segment.model)
+    return Segmenter(path, model, settings.segment.device, settings.segment.threads)
 
 
 class MatteChain:

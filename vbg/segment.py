@@ -14,6 +14,7 @@ import numpy as np
 
 from vbg.errors import VbgError
 from vbg.model import ModelSpec
+from vbg.models import SegmentationModel, load_model
 
 log = logging.getLogger("vbg")
 
@@ -58,20 +59,23 @@ def area_resize(src: np.ndarray, dst: np.ndarray, scratch: dict) -> None:
 
 
 class Segmenter:
-    """Runs the portrait model on a frame and returns P(person) on the model grid.
+    """Runs a segmentation model (vbg/models/) on a frame and returns P(person) on the model grid.
 
     The frame is fitted into the model's input keeping its aspect ratio (the rest is padded with
     mid-grey) and the probability is cropped back to the same region, so it maps onto the frame
     exactly. All buffers are allocated once per frame size.
     """
 
-    def __init__(self, model_path: Path, spec: ModelSpec, device: str = "auto", threads: int = 0,
-                 keep_aspect: bool = True):
+    def __init__(self, model_path: Path, model: SegmentationModel | ModelSpec, device: str = "auto",
+                 threads: int = 0, keep_aspect: bool = True):
         import onnxruntime as ort
 
         if device not in DEVICES:
             raise VbgError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
-        self.spec = spec
+        if isinstance(model, ModelSpec):
+            model = load_model(model.name)
+        self.model = model
+        self.spec = spec = model.spec
         self.keep_aspect = keep_aspect  # False stretches the frame (only the `raw` baseline of vbg eval)
         self.threads = threads or default_threads()
         self.session, self.provider_note = self._open(ort, model_path, device)
@@ -88,8 +92,6 @@ class Segmenter:
         self._scratch: dict = {}
         self._frame_shape: tuple | None = None
         self.roi = (0, 0, w, h)  # x, y, w, h of the frame inside the model input
-        self._norm_scale = np.float32(spec.scale / spec.std)
-        self._norm_offset = np.float32(spec.mean / spec.std)
 
     def _open(self, ort, model_path: Path, device: str):
         def session(providers, quiet=False):
@@ -108,8 +110,8 @@ class Segmenter:
                 return ort.InferenceSession(str(model_path), so, providers=providers)
             except Exception as e:  # onnxruntime raises several unrelated types for a bad file
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise VbgError(f"cannot load model {model_path}: {first[:160]} — pass a PP-HumanSeg v2 ONNX "
-                               f"file with --model, or delete the file to download it again") from None
+                raise VbgError(f"cannot load model {model_path}: {first[:160]} — pass the {self.model.title} "
+                               f"(ONNX) with --model, or delete the file to download it again") from None
             finally:
                 if quiet:
                     ort.set_default_logger_severity(2)
@@ -163,13 +165,10 @@ class Segmenter:
         x, y, cw, ch = self.roi
         area_resize(image, small_out, self._scratch)
         self.padded[y:y + ch, x:x + cw] = small_out
-        # BGR HWC uint8 -> RGB CHW float32, (v/255 - mean)/std, straight into the bound input buffer.
-        rgb_chw = self.padded.transpose(2, 0, 1)[::-1]
-        np.multiply(rgb_chw, self._norm_scale, out=self.input[0], dtype=np.float32)
-        np.subtract(self.input, self._norm_offset, out=self.input)
+        self.model.write_input(self.padded, self.input)
 
     def infer(self) -> np.ndarray:
         """Runs the model on the prepared input; returns P(person) over the frame's region (a view)."""
         self.session.run_with_iobinding(self._binding)
         x, y, cw, ch = self.roi
-        return self.output[0, self.spec.person_channel, y:y + ch, x:x + cw]
+        return self.model.person(self.output)[y:y + ch, x:x + cw]
