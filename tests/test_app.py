@@ -17,6 +17,8 @@ from vbg.app import gallery
 from vbg.app.window import MainWindow
 from vbg.settings import Settings
 
+pytestmark = pytest.mark.integration  # the real model and footage from ../shared
+
 
 def _settings(**output):
     s = Settings()

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import BACKGROUND, STILLS, VIDEO_GT, run_vbg
 
+pytestmark = pytest.mark.integration  # the real model and footage from ../shared
+
 
 def _one_line_error(r):
     assert r.returncode == 2, r.stderr

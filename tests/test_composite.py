@@ -10,6 +10,8 @@ from vbg.composite import Compositor, EdgeRefiner
 from vbg.errors import VbgError
 from vbg.settings import CompositeSettings
 
+pytestmark = pytest.mark.integration  # the real model and footage from ../shared
+
 
 def _scene(h=360, w=640):
     """A bright 'person' rectangle on a dark, textured room; its exact mask on a 144-row grid."""

@@ -8,6 +8,9 @@ import numpy as np
 
 from conftest import STILLS, VIDEO_GT, run_vbg
 from vbg import metrics
+import pytest
+
+pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
 def test_metrics_on_known_shapes():

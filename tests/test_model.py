@@ -13,6 +13,8 @@ from vbg.errors import VbgError
 from vbg.model import ModelSpec, download_model, resolve_model
 from vbg.segment import Segmenter
 
+pytestmark = pytest.mark.integration  # the real model and footage from ../shared
+
 
 @pytest.fixture
 def server(tmp_path):

@@ -16,6 +16,8 @@ import pytest
 from conftest import CLIP_720P, MODEL, SHARED, run_vbg
 from vbg.output import Recorder, ReaderWatcher
 
+pytestmark = pytest.mark.integration  # the real model and footage from ../shared
+
 
 @pytest.fixture(scope="module")
 def fakev4l2(tmp_path_factory):

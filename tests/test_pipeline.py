@@ -12,6 +12,9 @@ from vbg.frames import FramePool, LatestSlot
 from vbg.pipeline import Pipeline
 from vbg.settings import Settings
 from vbg.timing import StageTimes
+import pytest
+
+pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
 def _file_settings(**output):

@@ -8,6 +8,8 @@ from conftest import CLIP_720P, PORTRAIT_CLIP, STILLS
 from vbg import metrics
 from vbg.segment import area_resize
 
+pytestmark = pytest.mark.integration  # the real model and footage from ../shared
+
 
 def _mask_of(segmenter, image):
     rows, cols = segmenter.fit(*image.shape[:2])

@@ -8,6 +8,9 @@ from vbg import metrics
 from vbg.chain import MatteChain
 from vbg.settings import Settings
 from vbg.smooth import MaskSmoother
+import pytest
+
+pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
 def _score(segmenter, strength):
