@@ -126,7 +126,7 @@ def test_signals_stop_cleanly(sig, tmp_path):
     assert proc.returncode == 128 + getattr(signal, sig) and "stopped after" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("delay", [0.15, 0.4, 0.8, 1.5])
+@pytest.mark.parametrize("delay", [0.3, 0.6, 1.0, 1.5])
 def test_ctrl_c_while_starting_exits_130_without_a_traceback(delay):
     import os
     import signal
@@ -178,3 +178,10 @@ def test_live_threads_and_render_write_identical_alphas(tmp_path):
     assert len(names) == 78 and names == sorted(p.name for p in offline.iterdir())
     differing = [n for n in names if (live / n).read_bytes() != (offline / n).read_bytes()]
     assert not differing, f"{len(differing)} alphas differ, first {differing[0]}"
+
+
+def test_an_absent_camera_is_an_error_without_a_window(tmp_path):
+    missing = tmp_path / "video9"             # a device node path that does not exist, on any machine
+    r = run_vbg("run", "--camera", missing, "--no-vcam", "--duration", "5", timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"no camera at {missing}" in _one_line_error(r)

@@ -227,7 +227,7 @@ def test_update_applies_live_and_a_bad_background_changes_nothing(segmenter):
         changed.composite.mirror, changed.smooth.strength, changed.composite.refine = True, 0.0, False
         pipeline.update(changed)
         assert pipeline.chain.compositor.mirror and pipeline.chain.smoother.strength == 0.0
-        assert pipeline.chain.compositor.refiner.hold == 0.0          # smoothing 0 turns the edge hold off
+        assert pipeline.chain.edge_hold.strength == 0.0          # smoothing 0 turns the edge hold off
         assert not pipeline.chain.compositor.refiner.settings.refine
         changed.composite.mirror = False                                  # the caller's object is not the engine's
         assert pipeline.settings.composite.mirror
@@ -238,3 +238,19 @@ def test_update_applies_live_and_a_bad_background_changes_nothing(segmenter):
         assert pipeline.settings.composite.background == "color:#00ff00"
     finally:
         pipeline.stop()
+
+
+def test_the_window_waits_for_an_absent_camera_and_says_no_camera_found(segmenter, tmp_path):
+    s = _file_settings()
+    s.capture.input, s.capture.camera = None, str(tmp_path / "video9")
+    cards = []
+    pipeline = Pipeline(s, segmenter=segmenter, camera_required=False,
+                        on_output=lambda img, src: cards.append(pipeline._card_text()))
+    pipeline.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not cards and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        pipeline.stop()
+    assert pipeline.capture.state == "absent" and cards and cards[0] == "no camera found"

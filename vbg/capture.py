@@ -43,7 +43,7 @@ def camera_node(camera: str) -> str | None:
     """The device node a camera setting names on Linux (/dev/videoN for an index), else None."""
     if not sys.platform.startswith("linux"):
         return None
-    return f"/dev/video{camera}" if camera.isdigit() else camera if camera.startswith("/dev/") else None
+    return f"/dev/video{camera}" if camera.isdigit() else camera if camera.startswith("/") else None
 
 
 class CameraAbsent(VbgError):

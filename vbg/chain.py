@@ -19,7 +19,7 @@ from vbg.model import resolve_model
 from vbg.models import load_model
 from vbg.segment import Segmenter
 from vbg.settings import Settings
-from vbg.smooth import MaskSmoother
+from vbg.smooth import EdgeHold, MaskSmoother
 from vbg.timing import StageTimes
 
 
@@ -43,7 +43,8 @@ class MatteChain:
         self.segmenter = segmenter
         self.times = times or StageTimes()
         self.smoother = smoother or MaskSmoother(settings.smooth.strength)
-        self.compositor = Compositor(settings.composite, background or parse_background("none"))
+        self.edge_hold = EdgeHold()
+        self.compositor = Compositor(settings.composite, background or parse_background("none"), hold=self.edge_hold)
         self.update(settings)
         self._offline = Frame()
 
@@ -51,10 +52,9 @@ class MatteChain:
         """Applies changed settings from the next frame on (any thread; each field is one assignment)."""
         smooth = settings.smooth
         self.smoother.strength = smooth.strength
-        refiner = self.compositor.refiner
-        refiner.settings = settings.composite
-        refiner.hold = smooth.edge_hold if smooth.strength > 0 else 0.0  # smoothing 0 = every hold off
-        refiner.motion_levels = smooth.edge_motion_levels
+        self.compositor.refiner.settings = settings.composite
+        self.edge_hold.strength = smooth.edge_hold if smooth.strength > 0 else 0.0  # smoothing 0 = all off
+        self.edge_hold.motion_levels = smooth.edge_motion_levels
         self.compositor.mirror = settings.composite.mirror
 
     def set_background(self, background: Background) -> None:
@@ -67,7 +67,7 @@ class MatteChain:
     def reset(self) -> None:
         """Forget the past (a new clip, an unrelated image)."""
         self.smoother.reset()
-        self.compositor.refiner.reset()
+        self.edge_hold.reset()
 
     # -- the two halves ----------------------------------------------------------------------------
     def segment(self, frame: Frame) -> None:

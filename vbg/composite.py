@@ -12,29 +12,22 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import Background, Passthrough
-from vbg.settings import CompositeSettings, SmoothSettings
+from vbg.settings import CompositeSettings
+from vbg.smooth import EdgeHold
 
 
 class EdgeRefiner:
-    """Mask-grid probability -> full-resolution 8-bit alpha.
+    """Mask-grid probability -> full-resolution 8-bit alpha, steadied over time by `hold`
+    (vbg/smooth.py's EdgeHold, with the temporal smoothing it belongs to)."""
 
-    With `hold` > 0 it also steadies the refined edge over time: where the (denoised) full-size
-    frame did not change since the last frame, the alpha keeps `hold` of its previous value. The
-    guided filter snaps the edge to the image, so the edge's sub-pixel jitter from frame to frame is
-    otherwise the largest source of shimmer left (measured on video_gt); moving pixels pass through.
-    """
-
-    def __init__(self, settings: CompositeSettings, hold: float = 0.0,
-                 motion_levels: int = SmoothSettings.edge_motion_levels):
+    def __init__(self, settings: CompositeSettings, hold: EdgeHold | None = None):
         self.settings = settings
-        self.hold = hold
-        self.motion_levels = motion_levels
+        self.hold = hold or EdgeHold()
         self._grid_shape = None
         self._full_shape = None
-        self._has_prev = False
 
     def reset(self) -> None:
-        self._has_prev = False
+        self.hold.reset()
 
     def _grid_buffers(self, shape):
         if self._grid_shape != shape:
@@ -49,13 +42,10 @@ class EdgeRefiner:
             self.gray = np.empty(shape, np.uint8)
             self._A, self._B = np.empty(shape, np.float32), np.empty(shape, np.float32)
             self.alpha = np.empty(shape, np.uint8)
-            self._prev_alpha, self._prev_gray = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
-            self._still, self._held = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             self._kernels = {}
             self._region = np.empty(shape, np.uint8)
             self._guide = np.empty(shape + (3,), np.uint8)
             self._full_shape = shape
-            self._has_prev = False
 
     def __call__(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Returns the full-size alpha (uint8, an internal buffer reused next call)."""
@@ -64,12 +54,10 @@ class EdgeRefiner:
         s = self.settings
         if s.refine and s.color_guide:
             self._guided_color(image, small, mask)
-            if self.hold > 0:
-                self._hold_still_pixels()
+            self.hold(self.alpha, self.gray)
         elif s.refine:
             self._guided(image, small, mask)
-            if self.hold > 0:
-                self._hold_still_pixels()
+            self.hold(self.alpha, self.gray)
         else:
             cv2.resize(mask, (w, h), dst=self._A, interpolation=cv2.INTER_LINEAR)
             cv2.multiply(self._A, 255.0, self.alpha, dtype=cv2.CV_8U)
@@ -81,16 +69,6 @@ class EdgeRefiner:
             k = 2 * s.feather + 1
             cv2.GaussianBlur(self.alpha, (k, k), 0, dst=self.alpha)
         return self.alpha
-
-    def _hold_still_pixels(self) -> None:
-        if self._has_prev:
-            cv2.absdiff(self.gray, self._prev_gray, self._still)
-            cv2.compare(self._still, self.motion_levels, cv2.CMP_LT, dst=self._still)
-            cv2.addWeighted(self._prev_alpha, self.hold, self.alpha, 1.0 - self.hold, 0.0, dst=self._held)
-            cv2.copyTo(self._held, self._still, self.alpha)
-        np.copyto(self._prev_alpha, self.alpha)
-        self._prev_gray, self.gray = self.gray, self._prev_gray
-        self._has_prev = True
 
     def _kernel(self, px):
         k = self._kernels.get(px)
@@ -232,9 +210,9 @@ class Compositor:
     """frame + mask -> output image, at the frame's full size. Not thread-safe: one thread composes;
     `background` may be swapped from another thread between frames."""
 
-    def __init__(self, matte: CompositeSettings, background: Background, mirror: bool = False, hold: float = 0.0,
-                 motion_levels: int = SmoothSettings.edge_motion_levels):
-        self.refiner = EdgeRefiner(matte, hold, motion_levels)
+    def __init__(self, matte: CompositeSettings, background: Background, mirror: bool = False,
+                 hold: EdgeHold | None = None):
+        self.refiner = EdgeRefiner(matte, hold)
         self.background = background
         self.mirror = mirror
         self._next_background: Background | None = None
