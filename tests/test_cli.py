@@ -185,3 +185,38 @@ def test_an_absent_camera_is_an_error_without_a_window(tmp_path):
     r = run_vbg("run", "--camera", missing, "--no-vcam", "--duration", "5", timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"no camera at {missing}" in _one_line_error(r)
+
+
+def test_truncated_input_renders_what_it_can_and_says_so(tmp_path):
+    import cv2
+    full, cut = tmp_path / "full.avi", tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter.fourcc(*"MJPG"), 25, (320, 240))
+    cap = cv2.VideoCapture(str(VIDEO_GT / "input.avi"))
+    for _ in range(40):
+        writer.write(cv2.resize(cap.read()[1], (320, 240)))
+    writer.release()
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])         # the index says 40 frames; 24 are left
+    r = run_vbg("render", cut, "-o", tmp_path / "out.avi", "-q")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "ended after" in r.stderr and "of its 40 frames" in r.stderr
+
+
+def test_interrupted_render_removes_its_partial_video(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import MODEL
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "vbg", "render", str(VIDEO_GT / "input.avi"), "-o", str(out)],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, VBG_MODEL=str(MODEL)))
+    deadline = time.monotonic() + 60
+    while not out.exists() and time.monotonic() < deadline:   # rendering has begun
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert not out.exists() and f"removed the partial {out}" in err
