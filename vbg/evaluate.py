@@ -47,7 +47,8 @@ class _Variant:
         if name == "pipeline":
             self.keep_aspect, self.matter = True, MatteChain(settings, segmenter)
             return
-        bare = dataclasses.replace(settings, smooth=SmoothSettings(strength=0.0), composite=CompositeSettings(refine=False))
+        bare = dataclasses.replace(settings, smooth=SmoothSettings(strength=0.0), composite=CompositeSettings(refine=False),
+                                   segment=dataclasses.replace(settings.segment, adaptive="off"))
         smoother = EmaSmoother(0.5) if name == "ema" else MaskSmoother(0.0)
         self.keep_aspect, self.matter = False, MatteChain(bare, segmenter, smoother=smoother)
 

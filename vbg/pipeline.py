@@ -132,6 +132,7 @@ class Pipeline:
         self._unwatched_since = time.monotonic()
         self._rate = (time.monotonic(), 0)
         self.output_fps = 0.0
+        self._gate_seen = (0, 0)
         self.finished = threading.Event()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -349,6 +350,11 @@ class Pipeline:
         self._rate = (now, frames)
         ms = self.times.medians_text()
         cam = self.capture.state if self.capture.state != "live" else "live"
+        gate = self.chain.gate
+        if gate is not None:
+            g0 = self._gate_seen
+            self._gate_seen = (gate.frames, gate.runs)
+            ms += f" | model on {100 * (gate.runs - g0[1]) / max(1, gate.frames - g0[0]):.0f}% of frames"
         return (f"{self.output_fps:5.1f} fps | ms: {ms} | latency {self.latency.median('latency'):.0f} ms | "
                 f"{self.segmenter.provider} | camera {cam} | {self.vcam.state()} | dropped "
                 f"{self.capture_slot.dropped + self.composite_slot.dropped} | rss {rss_mb():.0f} MB | "

@@ -161,14 +161,52 @@ class Segmenter:
         return self.roi[3], self.roi[2]
 
     def preprocess(self, image: np.ndarray, small_out: np.ndarray) -> None:
-        """Downscales `image` into `small_out` (the model grid, BGR uint8) and the model's input tensor."""
+        """Downscales `image` into `small_out` (the model grid, BGR uint8) and the letterboxed input."""
         x, y, cw, ch = self.roi
         area_resize(image, small_out, self._scratch)
         self.padded[y:y + ch, x:x + cw] = small_out
-        self.model.write_input(self.padded, self.input)
 
     def infer(self) -> np.ndarray:
-        """Runs the model on the prepared input; returns P(person) over the frame's region (a view)."""
+        """Runs the model on the prepared frame; returns P(person) over the frame's region (a view that
+        stays valid, unchanged, until the next call)."""
+        self.model.write_input(self.padded, self.input)
         self.session.run_with_iobinding(self._binding)
         x, y, cw, ch = self.roi
         return self.model.person(self.output)[y:y + ch, x:x + cw]
+
+
+class InferenceGate:
+    """Adaptive inference: while the picture holds still (a talking head between gestures) the model's
+    last mask is reused, still smoothed, refined and composited against each new frame; the model runs
+    again as soon as more than `share` of the grid changed by over `levels` grey levels since its last
+    run, and at least every `max_skip + 1` frames."""
+
+    def __init__(self, max_skip: int = 4, levels: int = 12, share: float = 0.002):
+        self.max_skip, self.levels, self.share = max_skip, levels, share
+        self._ref: np.ndarray | None = None
+        self._gray = self._diff = None
+        self._skipped = 0
+        self.frames = self.runs = 0
+
+    def reset(self) -> None:
+        self._ref = None
+
+    def should_run(self, small_bgr: np.ndarray) -> bool:
+        self.frames += 1
+        shape = small_bgr.shape[:2]
+        if self._gray is None or self._gray.shape != shape:
+            self._gray, self._diff, self._ref = np.empty(shape, np.uint8), np.empty(shape, np.uint8), None
+        cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray)
+        if self._ref is not None and self._skipped < self.max_skip:
+            cv2.absdiff(self._gray, self._ref, self._diff)
+            moved = cv2.countNonZero(cv2.threshold(self._diff, self.levels, 255, cv2.THRESH_BINARY)[1])
+            if moved <= self.share * self._diff.size:
+                self._skipped += 1
+                return False
+        if self._ref is None:
+            self._ref = self._gray.copy()
+        else:
+            np.copyto(self._ref, self._gray)
+        self._skipped = 0
+        self.runs += 1
+        return True

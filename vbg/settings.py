@@ -31,6 +31,7 @@ class SegmentSettings:
     model: str | None = None
     device: str = "auto"                   # auto | cpu | cuda
     threads: int = 0                       # onnxruntime intra-op threads; 0 = pick for this machine
+    adaptive: str = "auto"                 # auto: skip the model while the picture holds still; off
 
 
 @dataclass
