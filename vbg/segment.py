@@ -199,7 +199,8 @@ class InferenceGate:
         cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray)
         if self._ref is not None and self._skipped < self.max_skip:
             cv2.absdiff(self._gray, self._ref, self._diff)
-            moved = cv2.countNonZero(cv2.threshold(self._diff, self.levels, 255, cv2.THRESH_BINARY)[1])
+            cv2.threshold(self._diff, self.levels, 255, cv2.THRESH_BINARY, dst=self._diff)
+            moved = cv2.countNonZero(self._diff)
             if moved <= self.share * self._diff.size:
                 self._skipped += 1
                 return False
