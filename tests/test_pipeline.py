@@ -3,7 +3,6 @@
 import threading
 import time
 
-import numpy as np
 
 from conftest import CLIP_720P
 from vbg.capture import CaptureThread, FrameSource

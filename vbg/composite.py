@@ -25,6 +25,7 @@ class EdgeRefiner:
         self.hold = hold or EdgeHold()
         self._grid_shape = None
         self._full_shape = None
+        self._cshape = None  # grid buffers of the colour guide
 
     def reset(self) -> None:
         self.hold.reset()
@@ -54,10 +55,10 @@ class EdgeRefiner:
         s = self.settings
         if s.refine and s.color_guide:
             self._guided_color(image, small, mask)
-            self.hold(self.alpha, self.gray)
+            self.gray = self.hold(self.alpha, self.gray)
         elif s.refine:
             self._guided(image, small, mask)
-            self.hold(self.alpha, self.gray)
+            self.gray = self.hold(self.alpha, self.gray)
         else:
             cv2.resize(mask, (w, h), dst=self._A, interpolation=cv2.INTER_LINEAR)
             cv2.multiply(self._A, 255.0, self.alpha, dtype=cv2.CV_8U)
@@ -113,7 +114,6 @@ class EdgeRefiner:
         cv2.multiply(self.gray, self._A, self._A, dtype=cv2.CV_32F)
         cv2.add(self._A, self._B, self.alpha, dtype=cv2.CV_8U)
 
-
     def _guided_color(self, image, small, mask):
         """The guided filter with the frame's colour as the guide (He et al.'s colour version): skin or
         hair against a wall of the same brightness but another hue still gets an edge, where the grey
@@ -122,14 +122,12 @@ class EdgeRefiner:
         h, w = image.shape[:2]
         r = (2 * self.settings.radius + 1,) * 2
         gh, gw = mask.shape
-        if getattr(self, "_cshape", None) != mask.shape:
+        if self._cshape != mask.shape:
             self._gc = np.empty((gh, gw, 3), np.float32)
             self._mc, self._mcp = np.empty((gh, gw, 3), np.float32), np.empty((gh, gw, 3), np.float32)
             self._cov = np.empty((gh, gw, 6), np.float32)
             self._ac = np.empty((gh, gw, 3), np.float32)
             self._cshape = mask.shape
-        if self._region.shape != (h, w):
-            self._region = np.empty((h, w), np.uint8)
         gc, mc, mcp, cov, ac, mp = self._gc, self._mc, self._mcp, self._cov, self._ac, self._mp
         cv2.multiply(small, 1.0 / 255.0, gc, dtype=cv2.CV_32F)
         cv2.boxFilter(gc, -1, r, dst=mc)
@@ -221,6 +219,7 @@ class Compositor:
         self._turn = 0
         self._image: np.ndarray | None = None  # the last frame composed
         self._edge = None                       # (x, y, colour, alpha) of its decontaminated edge pixels
+        self._soft: np.ndarray | None = None    # where 0 < alpha < 1 (the decontaminated pixels)
 
     def _buffers(self, shape):
         if self._shape != shape:
@@ -240,9 +239,8 @@ class Compositor:
         with 0 < alpha < 1. Leaves (x, y, F) in `_edge` for the blend."""
         gh, gw = mask.shape
         h, w = image.shape[:2]
-        if getattr(self, "_soft_shape", None) != (h, w):
+        if self._soft is None or self._soft.shape != (h, w):
             self._soft = np.empty((h, w), np.uint8)
-            self._soft_shape = (h, w)
         cv2.inRange(alpha, 12, 243, dst=self._soft)  # nearer 0 or 1 the pasted colour hardly shows
         pts = cv2.findNonZero(self._soft)
         if pts is None:

@@ -96,11 +96,12 @@ class EdgeHold:
     def reset(self) -> None:
         self._has_prev = False
 
-    def __call__(self, alpha: np.ndarray, gray: np.ndarray) -> None:
-        """Steadies `alpha` (uint8, in place) given this frame's denoised grey `gray` (uint8)."""
+    def __call__(self, alpha: np.ndarray, gray: np.ndarray) -> np.ndarray:
+        """Steadies `alpha` (uint8, in place) given this frame's denoised grey `gray` (uint8). Keeps
+        `gray` for the next frame and returns the buffer the caller should fill next (no copy)."""
         if self.strength <= 0:
             self._has_prev = False
-            return
+            return gray
         if self._shape != alpha.shape:
             self._prev_alpha, self._prev_gray = np.empty_like(alpha), np.empty_like(alpha)
             self._still, self._held = np.empty_like(alpha), np.empty_like(alpha)
@@ -111,5 +112,6 @@ class EdgeHold:
             cv2.addWeighted(self._prev_alpha, self.strength, alpha, 1.0 - self.strength, 0.0, dst=self._held)
             cv2.copyTo(self._held, self._still, alpha)
         np.copyto(self._prev_alpha, alpha)
-        np.copyto(self._prev_gray, gray)
+        self._prev_gray, spare = gray, self._prev_gray
         self._has_prev = True
+        return spare
