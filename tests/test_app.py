@@ -194,13 +194,31 @@ def test_real_app_under_xvfb_switches_background_on_vbg_ctl(xvfb, tmp_path):
             time.sleep(0.5)
         assert r.returncode == 0, r.stderr
         assert _ctl("snapshot", tmp_path / "before.png", env=env).returncode == 0
-        assert _ctl("next", env=env).returncode == 0
+        moved = _ctl("next", env=env)
+        assert moved.returncode == 0 and moved.stdout == "background: bokeh\n"          # says where it went
         time.sleep(0.5)
         assert _ctl("snapshot", tmp_path / "after.png", env=env).returncode == 0
         assert _ctl("screenshot", tmp_path / "window.png", env=env).returncode == 0
         second = subprocess.run([sys.executable, "-m", "vbg", "gui"], capture_output=True, text=True, env=env,
                                 timeout=60)
         assert second.returncode == 0 and "already running" in second.stderr
+        listed = _ctl("list", env=env)
+        assert listed.returncode == 0 and "*  6. bokeh" in listed.stdout.splitlines()
+        empty = _ctl("select", env=env)
+        assert empty.returncode == 1 and "select needs a name (Blur, Strong blur" in empty.stderr
+        other = tmp_path / "other.mp4"
+        shutil.copy(CLIP_720P, other)
+        third = subprocess.run([sys.executable, "-m", "vbg", "gui", "--input", "other.mp4", "-b", "blur", "--mirror"],
+                               capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+        assert third.returncode == 1 and "applied --input, --background there" in third.stderr
+        assert "not applied (they need a new start: quit vbg first): --mirror" in third.stderr
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = json.loads(_ctl("status", env=env).stdout)
+            if status["camera"] == "live" and status["fps"] > 0:
+                break
+            time.sleep(0.5)
+        assert status["background"] == "Blur" and status["source"] == str(other)
     finally:
         app.terminate()
         _, err = app.communicate(timeout=20)
@@ -281,3 +299,121 @@ def test_ctl_paths_are_resolved_in_the_callers_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["ctl", "snapshot", "rel.png"]) == 0
     assert sent[-1] == ("snapshot", [str(tmp_path / "rel.png")])
+
+
+# -- issue 12: feedback, layout and the desktop --------------------------------------------------------
+
+def _message(window) -> str:
+    """The transient message, only if a user can see it (the status line used to cover it)."""
+    label = window.message
+    return label.text() if label.isVisible() and not label.visibleRegion().isEmpty() and label.width() > 100 else ""
+
+
+def test_messages_show_beside_the_status_line(window, qtbot, tmp_path):
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("this is a text file, renamed")
+    window.add_backgrounds([fake])
+    qtbot.waitUntil(lambda: "not added: cannot read holiday.jpg" in _message(window), timeout=2000)
+    window._update_status()
+    assert "fps" in window.status.text() and window.status.isVisible()        # the state stays in sight
+    assert window.snapshot(str(tmp_path / "snap.png"))
+    assert _message(window) == f"saved {tmp_path / 'snap.png'}"
+
+
+def test_status_line_is_for_people_with_timings_behind_it(window):
+    window._update_status()
+    line, details = window.status.text(), window.status.toolTip()
+    assert line.endswith("fps · virtual camera off · CPU") and "|" not in line and "ms" not in line
+    assert "stage medians (ms): capture" in details and "infer" in details
+
+
+def test_the_window_fits_1280x720(window, qtbot):
+    window.resize(1280, 720)
+    qtbot.wait(200)
+    assert not window.vcam.visibleRegion().isEmpty()                      # the virtual camera switch, no scroll
+    metrics = window.gallery_list.fontMetrics()
+    for row in range(window.gallery_list.count()):                       # every label fits under its picture
+        item = window.gallery_list.item(row)
+        rect = window.gallery_list.visualItemRect(item)
+        assert rect.height() >= 63 + metrics.height() and metrics.horizontalAdvance(item.text()) <= rect.width() + 1
+    assert window.blur.parent().findChild(type(window.message)).text() == str(window.blur.value())
+
+
+def test_tenth_background_has_key_0_and_outside_picks_clear_the_highlight(window, qtbot, tmp_path):
+    assert len(window.choices) >= 10
+    _key(qtbot, window, Qt.Key.Key_0)
+    assert window.settings.composite.background == window.choices[9].spec
+    assert window.gallery_list.item(9).text().startswith("0. ")
+    own = tmp_path / "elsewhere.png"
+    cv2.imwrite(str(own), np.full((90, 160, 3), 200, np.uint8))
+    assert window.handle_command("select", [str(own)])["ok"]
+    assert window.gallery_list.selectedItems() == [] and window.gallery_list.currentRow() == -1
+
+
+def test_ctl_select_says_what_it_can_select(window):
+    reply = window.handle_command("select", [])
+    assert not reply["ok"] and "Blur, Strong blur, Off" in reply["error"] and "''" not in reply["error"]
+    reply = window.handle_command("select", ["no such thing"])
+    assert not reply["ok"] and "choose one of Blur, Strong blur, Off" in reply["error"]
+    reply = window.handle_command("select", ["color:#12"])
+    assert not reply["ok"] and "bad colour" in reply["error"]
+    listed = window.handle_command("list", [])
+    assert listed["backgrounds"][:3] == ["Blur", "Strong blur", "Off"] and listed["background"] == "Blur"
+
+
+def test_pause_shows_a_privacy_image_never_the_camera(window, qtbot, tmp_path):
+    window.select_spec("color:#2f3640")
+    _key(qtbot, window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.pipeline.counters.cards > 0, timeout=5000)
+    qtbot.waitUntil(lambda: window.pipeline.last_output is not None
+                    and np.abs(window.pipeline.last_output.reshape(-1, 3) - (64, 54, 47)).max() == 0, timeout=5000)
+    assert window.pipeline.capture.message == "camera off: paused"        # not "no app is reading…"
+    assert window.set_pause_image("black")
+    qtbot.waitUntil(lambda: window.pipeline.last_output.max() == 0, timeout=5000)
+    window.status_dict()
+    window._update_status()
+    assert window.status.text().startswith("paused: calls see the privacy image")
+    assert not window.set_pause_image(str(tmp_path / "missing.png")) and "pause image" in _message(window)
+
+
+def test_offline_first_run_says_so_and_offers_a_model_file(qtbot, tmp_path, monkeypatch):
+    monkeypatch.delenv("VBG_MODEL")
+    monkeypatch.setenv("VBG_MODEL_URL", "http://model.invalid/pphumanseg.onnx")   # never resolves (RFC 2606)
+    w = MainWindow(_settings(), save_path=tmp_path / "s.json")
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.error_panel.isVisible(), timeout=60000)
+    text = w.error_label.text()
+    assert "no network (cannot look up model.invalid)" in text and "Errno" not in text
+    assert "Apply" not in w.preview.message
+    buttons = [b.text() for b in w.error_panel.findChildren(type(w.pause_button))]
+    assert buttons == ["Retry", "Model file…"]
+    artifacts = os.environ.get("VBG_ARTIFACTS")
+    if artifacts:
+        w.grab().save(os.path.join(artifacts, "offline-first-run.png"))
+    w.set_model(str(MODEL))                                               # what Model file… does
+    qtbot.waitUntil(lambda: w.pipeline is not None and w.tap.shown > 0, timeout=30000)
+    assert not w.error_panel.isVisible()
+    assert json.loads((tmp_path / "s.json").read_text())["segment"]["model"] == str(MODEL)
+    w.close()
+
+
+def test_tray_menu_drives_the_window(window, qtbot):
+    menu = window.tray_menu
+    menu.refresh()
+    labels = [a.text() for a in menu.backgrounds.actions()]
+    assert labels == [c.label for c in window.choices]
+    next(a for a in menu.backgrounds.actions() if a.text() == "mint").trigger()
+    assert window.settings.composite.background.endswith("mint.jpg")
+    menu.refresh()
+    assert [a.text() for a in menu.backgrounds.actions() if a.isChecked()] == ["mint"]
+    menu.blur_action.trigger()
+    assert window.settings.composite.background == "blur"
+    menu.pause_action.trigger()
+    assert window.pipeline.paused
+    menu.refresh()
+    assert menu.pause_action.isChecked()
+    menu.pause_action.trigger()
+    assert not window.pipeline.paused
+    menu.quit_action.trigger()
+    assert not window.isVisible() and window._closing

@@ -21,6 +21,7 @@ def test_latest_slot_drops_stale_frames_and_returns_them_to_the_pool():
 def test_pool_is_bounded():
     pool = FramePool(2)
     a, b = pool.take((2, 2, 3)), pool.take((2, 2, 3))
+    assert a is not None and b is not None
     assert pool.take((2, 2, 3), timeout=0.05) is None
     a.release()
     assert pool.take((2, 2, 3), timeout=0.05) is a

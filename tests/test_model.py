@@ -3,7 +3,6 @@
 import functools
 import hashlib
 import http.server
-import io
 import threading
 
 import pytest
@@ -73,6 +72,14 @@ def test_offline_download_says_where_to_put_the_file():
         download_model(spec, spec.cached_path(), url="http://127.0.0.1:9/model.onnx", progress=lambda d, t: None)
     message = str(err.value)
     assert str(spec.cached_path()) in message and "--model" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("url, words", [("http://model.invalid/m.onnx", "no network (cannot look up model.invalid)"),
+                                        ("http://127.0.0.1:9/m.onnx", "127.0.0.1 refused the connection")])
+def test_offline_first_run_says_what_is_wrong_in_words(url, words):
+    with pytest.raises(VbgError) as err:   # .invalid never resolves (RFC 2606), like a machine offline
+        download_model(ModelSpec.load(), ModelSpec.load().cached_path(), url=url, progress=lambda d, t: None)
+    assert words in str(err.value) and "Errno" not in str(err.value)
 
 
 def test_damaged_cache_file_is_refused(monkeypatch):

@@ -164,6 +164,7 @@ class CaptureThread(threading.Thread):
         self._stop_event = threading.Event()
         self.wanted = threading.Event()  # cleared by the pipeline to idle the camera
         self.wanted.set()
+        self.idle_reason = ""  # why the pipeline cleared `wanted`, for the log
         self.state = "starting"
         self.message = ""
         self.frames = 0
@@ -193,7 +194,7 @@ class CaptureThread(threading.Thread):
             while not self._stop_event.is_set():
                 if not self.wanted.is_set():
                     self._close_source()
-                    self._set_state("idle", "camera idle: no app is reading the virtual camera")
+                    self._set_state("idle", f"camera off: {self.idle_reason or 'idle'}")
                     self.wanted.wait()
                     continue
                 if self._source is None:

@@ -11,7 +11,8 @@ import sys
 
 from vbg import __version__
 from vbg.errors import VbgError
-from vbg.settings import EDGE_PRESETS, Settings, apply_edge_preset, parse_positive, parse_size
+from vbg.settings import (EDGE_PRESETS, Settings, apply_edge_preset, check_pause_image, parse_positive,
+                          parse_size)
 
 log = logging.getLogger("vbg")
 
@@ -81,6 +82,9 @@ def _add_live_args(p):
     p.add_argument("--always-on", action="store_true",
                    help="keep camera and model running while no app reads the virtual camera")
     p.add_argument("--record", metavar="FILE", help="also write the output to this video file")
+    p.add_argument("--pause-image", type=_arg(check_pause_image), metavar="WHAT",
+                   help="what calls see while paused: background (the chosen picture alone; a 'paused' card for "
+                   "blur and off), black, or an image file (default: background)")
     _add_model_args(p)
     _add_quality_args(p)
 
@@ -122,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="close the window after S seconds (a soak test)")
     gui.add_argument("--status-every", type=_arg(lambda t: parse_positive(t, "status period")), metavar="S",
                      help="print a status line (fps, memory, reference counts) every S seconds")
+    gui.add_argument("--tray", action="store_true", help="start in the tray, window hidden (how start at login "
+                     "runs it); without a tray the window shows")
+
+    desktop = sub.add_parser("install-desktop", help="add vbg to the applications menu (and start at login)",
+                             description="Writes the menu entry, icon and AppStream metainfo into your XDG "
+                             "folders (~/.local/share); --autostart also starts vbg in the tray at login.")
+    desktop.add_argument("--autostart", action="store_true", help="start vbg in the tray when you log in")
+    desktop.add_argument("--remove", action="store_true", help="remove everything install-desktop wrote")
 
     from vbg.app.commands import PUBLIC_VERBS, usage
 
@@ -197,7 +209,7 @@ FLAGS = {
     "erode": ("composite", "erode", None), "feather": ("composite", "feather", None),
     "background": ("composite", "background", None), "mirror": ("composite", "mirror", None),
     "no_vcam": ("output", "vcam", "not"), "vcam_device": ("output", "vcam_device", None),
-    "record": ("output", "record", None), "always_on": ("output", "idle_when_unwatched", "not"),
+    "record": ("output", "record", None), "pause_image": ("output", "pause_image", None), "always_on": ("output", "idle_when_unwatched", "not"),
 }
 
 
@@ -310,8 +322,23 @@ def cmd_gui(args) -> int:
     from vbg.app.main import run_gui
 
     saved = saved_settings()
+    given = [flag for flag in FLAGS if flag in vars(args)]
     return run_gui(settings_from_args(args, saved_settings()), saved, duration=getattr(args, "duration", None),
-                   status_every=getattr(args, "status_every", None))
+                   status_every=getattr(args, "status_every", None), tray=getattr(args, "tray", False),
+                   given=given)
+
+
+def cmd_install_desktop(args) -> int:
+    from vbg.app import desktop
+
+    if args.remove:
+        removed = desktop.remove()
+        print("\n".join(f"removed {p}" for p in removed) or "nothing to remove: vbg was not installed to the desktop")
+        return 0
+    for path in desktop.install(autostart=args.autostart):
+        print(f"wrote {path}")
+    print("vbg is in your applications menu" + (" and starts in the tray when you log in" if args.autostart else ""))
+    return 0
 
 
 def cmd_ctl(args) -> int:
@@ -324,11 +351,20 @@ def cmd_ctl(args) -> int:
         ctl_args[0] = os.path.abspath(ctl_args[0])
     elif args.ctl_command == "select" and ctl_args and os.path.exists(" ".join(ctl_args)):
         ctl_args = [os.path.abspath(" ".join(ctl_args))]
+    elif args.ctl_command == "source" and ctl_args and os.path.isfile(" ".join(ctl_args)):
+        ctl_args = [os.path.abspath(" ".join(ctl_args))]
     reply = send(args.ctl_command, ctl_args)
-    if args.ctl_command == "status":
-        print(json.dumps({k: v for k, v in reply.items() if k != "ok"}))
     if not reply.get("ok"):
         raise VbgError(reply.get("error", "the app refused the command"), exit_code=1)
+    if args.ctl_command == "status":
+        print(json.dumps({k: v for k, v in reply.items() if k != "ok"}))
+    elif args.ctl_command == "list":
+        for i, label in enumerate(reply["backgrounds"]):
+            print(f"{'*' if label == reply['background'] else ' '} {i + 1:2d}. {label}")
+    elif args.ctl_command in ("next", "prev", "select", "blur", "off"):
+        print(f"background: {reply['background']}")
+    elif args.ctl_command in ("pause", "resume", "toggle"):
+        print("paused" if reply["paused"] else "running")
     return 0
 
 
@@ -339,7 +375,7 @@ def cmd_devices(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "gui": cmd_gui, "ctl": cmd_ctl, "render": cmd_render, "bench": cmd_bench,
+COMMANDS = {"run": cmd_run, "gui": cmd_gui, "ctl": cmd_ctl, "install-desktop": cmd_install_desktop, "render": cmd_render, "bench": cmd_bench,
             "eval": cmd_eval, "devices": cmd_devices}
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from vbg.progress import ProgressBar
 from vbg.resources import cache_dir, shipped_dir
 
 MODEL_ENV = "VBG_MODEL"
+MODEL_URL_ENV = "VBG_MODEL_URL"  # where to download it from instead of the pinned URL (the sha256 still applies)
 DEFAULT_MODEL = "pphumanseg_v2_portrait_lite_256x144"
 
 
@@ -91,8 +94,24 @@ def resolve_model(spec: ModelSpec, explicit: str | os.PathLike | None = None, do
     return download_model(spec, cached, progress=progress)
 
 
+def _network_reason(error: Exception, url: str) -> str:
+    """Words for a failed download instead of '[Errno -2] Name or service not known'."""
+    reason = getattr(error, "reason", error)
+    host = urllib.parse.urlsplit(url).hostname
+    if isinstance(reason, socket.gaierror):
+        return f"no network (cannot look up {host})"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"{host} did not answer within 30 s"
+    if isinstance(reason, ConnectionRefusedError):
+        return f"{host} refused the connection (a proxy or firewall?)"
+    if isinstance(error, urllib.error.HTTPError):
+        return f"{host} answered HTTP {error.code} {error.reason}"
+    text = getattr(reason, "strerror", None) or str(reason)
+    return f"{text} ({host})"
+
+
 def download_model(spec: ModelSpec, dest: Path, url: str | None = None, progress=None) -> Path:
-    url = url or spec.url
+    url = url or os.environ.get(MODEL_URL_ENV) or spec.url  # a mirror, where the pinned host is blocked
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     progress = progress or ProgressBar(f"downloading {spec.file}", unit=" bytes")
@@ -108,9 +127,9 @@ def download_model(spec: ModelSpec, dest: Path, url: str | None = None, progress
                 progress(done, total)
     except (urllib.error.URLError, OSError, ValueError) as e:
         part.unlink(missing_ok=True)
-        reason = getattr(e, "reason", e)
-        raise VbgError(f"cannot download the model ({reason}): fetch {url} on a machine that can and save it "
-                       f"as {dest}, or pass --model PATH / set {MODEL_ENV}") from None
+        raise VbgError(f"cannot download the model: {_network_reason(e, url)}. Fetch {url} on a machine that "
+                       f"can and save it as {dest}, or choose the file with --model PATH / {MODEL_ENV} (in the "
+                       f"window: Model file…)") from None
     if h.hexdigest() != spec.sha256:
         part.unlink(missing_ok=True)
         raise VbgError(f"downloaded model from {url} has sha256 {h.hexdigest()[:12]}…, expected "

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import parse_background
+from vbg.cards import PAUSED_TEXT, privacy_image, status_card
 from vbg.capture import CameraAbsent, CaptureThread, FrameSource, open_source
 from vbg.chain import MatteChain, open_segmenter
 from vbg.errors import VbgError
@@ -35,17 +36,6 @@ log = logging.getLogger("vbg")
 POOL_FRAMES = 6  # capture + slot + segmentation + slot + compositor, and one spare
 IDLE_GRACE_S = 2.0
 STARTING_TEXT = "vbg: starting camera"
-
-
-def status_card(shape: tuple[int, int, int], text: str, last: np.ndarray | None) -> np.ndarray:
-    """A dimmed last frame (or dark grey) with one line of text: never a silent black or frozen stream."""
-    card = (last // 3) if last is not None and last.shape == shape else np.full(shape, 32, np.uint8)
-    h, w = shape[:2]
-    scale = max(0.5, w / 1280)
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
-    cv2.putText(card, text, ((w - tw) // 2, (h + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (240, 240, 240), 2,
-                cv2.LINE_AA)
-    return card
 
 
 def rss_mb() -> float:
@@ -104,7 +94,7 @@ class Pipeline:
         try:
             self.vcam = VirtualCameraSink((w, h), fps, out.vcam_device, enabled=out.vcam,
                                           watch_readers=out.idle_when_unwatched, required=vcam_required,
-                                          first_frame=status_card((h, w, 3), STARTING_TEXT, None),
+                                          first_frame=status_card((h, w, 3), STARTING_TEXT),
                                           open_camera=open_vcam)
             if out.record:
                 self.recorder = Recorder(out.record, w, h, fps)
@@ -125,7 +115,7 @@ class Pipeline:
             threading.Thread(target=self._composite_loop, name="vbg-composite", daemon=True),
         ]
         self.last_output: np.ndarray | None = None
-        self._card: tuple[str, np.ndarray] | None = None
+        self._card: tuple[tuple, np.ndarray] | None = None
         self.paused = False
         self._snapshot: tuple[str, threading.Event, list] | None = None
         self._idle = False
@@ -224,8 +214,9 @@ class Pipeline:
                     self._update_idle(now)
                     text = self._card_text()
                     if text and now - last_out > 0.5:
-                        if self._card is None or self._card[0] != text:
-                            self._card = (text, status_card((self.size[1], self.size[0], 3), text, self.last_output))
+                        key = (text, self.settings.output.pause_image, self.settings.composite.background)
+                        if self._card is None or self._card[0] != key:
+                            self._card = (key, self._card_image(text))
                         self._emit(self._card[1], card=True)
                         last_out = now
                     continue
@@ -251,22 +242,30 @@ class Pipeline:
     def _card_text(self) -> str | None:
         """What the output says while no frames come, or None to keep the last frame."""
         if self.paused:
-            return "paused"
+            return PAUSED_TEXT
         if self.capture.state == "absent":
             return "no camera found"
         if self.capture.state == "lost" or self.capture.stalled:
             return "camera lost - reconnecting"
         return None
 
+    def _card_image(self, text: str) -> np.ndarray:
+        shape = (self.size[1], self.size[0], 3)
+        if text == PAUSED_TEXT:
+            return privacy_image(shape, self.settings.output.pause_image, self.settings.composite.background)
+        return status_card(shape, text)
+
     def _apply_wanted(self) -> None:
         if self.paused or self._idle:
+            self.capture.idle_reason = "paused" if self.paused else "no app is reading the virtual camera"
             self.capture.wanted.clear()
         else:
             self.capture.wanted.set()
 
     # -- controls (any thread) ---------------------------------------------------------------------
     def pause(self) -> None:
-        """Stops camera and model; the output holds a 'paused' card so call apps keep a picture."""
+        """Stops camera and model; the call sees the privacy image (`OutputSettings.pause_image`), never
+        the camera."""
         self.paused = True
         self._apply_wanted()
 
@@ -338,7 +337,7 @@ class Pipeline:
             self._idle = True
             self._apply_wanted()
             # what the next app to open the device sees first, instead of a composite from long ago
-            self._emit(status_card((self.size[1], self.size[0], 3), STARTING_TEXT, None), card=True)
+            self._emit(status_card((self.size[1], self.size[0], 3), STARTING_TEXT), card=True)
 
     # -- reporting -------------------------------------------------------------------------------
     def status_line(self) -> str:

@@ -62,6 +62,7 @@ class OutputSettings:
     vcam_device: str | None = None
     record: str | None = None
     idle_when_unwatched: bool = True       # pause camera and model while no app reads the virtual camera
+    pause_image: str = "background"        # what the call sees while paused: background | black | an image file
 
 
 @dataclass
@@ -153,3 +154,16 @@ def parse_positive(text: str, what: str) -> float:
     if not value > 0:
         raise VbgError(f"bad {what} {text!r}: it must be greater than 0")
     return value
+
+
+PAUSE_IMAGES = ("background", "black")  # or the path of a still image
+
+
+def check_pause_image(value: str) -> str:
+    """A --pause-image value: background, black, or an image file; raises VbgError otherwise."""
+    if value in PAUSE_IMAGES:
+        return value
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise VbgError(f"pause image {value!r} is neither {', '.join(PAUSE_IMAGES)} nor an existing image file")
+    return str(path)

@@ -14,9 +14,10 @@ log = logging.getLogger("vbg")
 
 
 def run_gui(settings: Settings, saved: Settings, duration: float | None = None,
-            status_every: float | None = None) -> int:
-    """The window until it is closed, or for `duration` seconds (a soak), printing a status line with
-    memory and the singleton reference counts every `status_every` seconds when given."""
+            status_every: float | None = None, tray: bool = False, given: list[str] | None = None) -> int:
+    """The window until it is quit, or for `duration` seconds (a soak), printing a status line with
+    memory and the singleton reference counts every `status_every` seconds when given. `given`: the
+    flags on the command line, handed to the window already running if there is one."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
                                                  or os.environ.get("QT_QPA_PLATFORM")):
         # Qt would abort the process with several lines about platform plugins
@@ -29,27 +30,32 @@ def run_gui(settings: Settings, saved: Settings, duration: float | None = None,
     from vbg.app.hotkeys import GlobalHotkeys
     from vbg.app.window import MainWindow, settings_path
 
-    from vbg.app.qtcheck import check_qt_binding, singleton_refcounts
+    from vbg.app.qtcheck import check_platform_libraries, check_qt_binding, singleton_refcounts
 
+    check_platform_libraries()
     app = QApplication.instance() or QApplication(["vbg"])
     app.setApplicationName("vbg")
+    app.setDesktopFileName("io.github.vbg")
     check_qt_binding(app)
     if app_is_running():
-        send("raise")
-        print("vbg: already running: brought its window forward", file=sys.stderr)
-        return 0
-    window = MainWindow(settings, saved, settings_path())
+        return hand_over(settings, given or [], send)
+    window = MainWindow(settings, saved, settings_path(), start_in_tray=tray)
     server = ControlServer(window.handle_command)
     hotkeys = GlobalHotkeys()
     hotkeys.command.connect(lambda verb: window.handle_command(verb, []))
     log.info("%s", hotkeys.state)
-    window.show()
+    if window.start_in_tray:
+        log.info("running in the tray: click its icon for the window")
+    else:
+        if tray:
+            log.info("no tray on this desktop: showing the window")
+        window.show()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: window.close())
+        signal.signal(sig, lambda *_: window.quit())
     keepalive = QTimer(interval=200, timeout=lambda: None)  # lets Python run signal handlers during exec()
     keepalive.start()
     if duration:
-        QTimer.singleShot(int(duration * 1000), window.close)
+        QTimer.singleShot(int(duration * 1000), window.quit)
     if status_every:
         def report():
             p = window.pipeline
@@ -65,3 +71,35 @@ def run_gui(settings: Settings, saved: Settings, duration: float | None = None,
         server.close()
         if window.pipeline is not None:
             window.pipeline.stop()
+
+
+# what a second `vbg gui` can hand to the window already running, and the command that does it
+HANDED_OVER = {"background": "select", "input": "source", "camera": "source"}
+
+
+def hand_over(settings: Settings, given: list[str], send) -> int:
+    """A second start: brings the running window forward and applies the background and source given
+    on this command line there; says which other options were not applied (exit 1 if any)."""
+    applied, refused = [], []
+    for flag in given:
+        verb = HANDED_OVER.get(flag)
+        if verb is None:
+            continue
+        value = {"background": settings.composite.background, "input": settings.capture.input,
+                 "camera": settings.capture.camera}[flag]
+        if os.path.exists(value):
+            value = os.path.abspath(value)
+        reply = send(verb, [value])
+        (applied if reply.get("ok") else refused).append(f"--{flag} ({reply.get('error', 'applied')})"
+                                                         if not reply.get("ok") else f"--{flag}")
+    send("raise")
+    ignored = [f"--{f.replace('_', '-')}" for f in given if f not in HANDED_OVER and f != "loop"]
+    words = "vbg: already running: brought its window forward"
+    if applied:
+        words += f"; applied {', '.join(applied)} there"
+    if refused:
+        words += f"; refused {', '.join(refused)}"
+    if ignored:
+        words += f"; not applied (they need a new start: quit vbg first): {', '.join(ignored)}"
+    print(words, file=sys.stderr)
+    return 1 if refused or ignored else 0

@@ -1,4 +1,4 @@
-"""A start-up check for a Qt binding that drops references to Python's singletons.
+"""Start-up checks: the system libraries Qt needs, and a Qt binding that drops references to Python's singletons.
 
 PySide6 6.12.0 on Python 3.11 releases one reference to `True` on every `Signal.emit()` and to `None`
 on `setText`/`update`/`processEvents`. Python >= 3.12 makes those objects immortal, so nothing shows
@@ -9,7 +9,10 @@ catches any other build that does the same before the window opens, instead of m
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 from vbg.errors import VbgError
 
@@ -56,3 +59,46 @@ def check_qt_binding(app) -> None:
         raise VbgError(f"PySide6 {PySide6.__version__} on Python {sys.version_info[0]}.{sys.version_info[1]} loses "
                        f"references on every signal ({', '.join(f'{k}: -{v}' for k, v in lost.items())} in 40 "
                        f"calls) and would crash the window within minutes: {FIX}")
+
+
+def debian_package(soname: str) -> str:
+    """Debian's name for the package holding a library: libxcb-icccm.so.4 -> libxcb-icccm4,
+    libxkbcommon-x11.so.0 -> libxkbcommon-x11-0 (a hyphen when the name ends in a digit)."""
+    name, _, version = soname.partition(".so.")
+    name = name.lower()
+    return f"{name}{'-' if name[-1:].isdigit() else ''}{version.split('.')[0]}"
+
+
+def missing_libraries(binaries: list[Path]) -> list[str]:
+    """Shared libraries that `binaries` need and the system lacks, as the dynamic linker sees them."""
+    missing: list[str] = []
+    for binary in binaries:
+        try:
+            out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return []  # no ldd: let Qt speak for itself
+        for line in out.splitlines():
+            soname, sep, where = line.strip().partition(" => ")
+            if sep and where.strip() == "not found" and soname not in missing:
+                missing.append(soname)
+    return missing
+
+
+def check_platform_libraries() -> None:
+    """Raises VbgError naming every system library the X11 platform plugin lacks. Qt itself aborts
+    the process and names only libxcb-cursor0, even when that one is installed and others are not."""
+    if not sys.platform.startswith("linux"):
+        return
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform not in ("", "xcb") or (not platform and os.environ.get("WAYLAND_DISPLAY")):
+        return
+    import PySide6
+
+    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    if not plugin.is_file():
+        return
+    missing = missing_libraries([plugin])
+    if missing:
+        packages = " ".join(dict.fromkeys(debian_package(m) for m in missing))
+        raise VbgError(f"the window cannot open: Qt's X11 plugin needs {', '.join(missing)}, which this system "
+                       f"lacks: sudo apt install {packages} (Debian/Ubuntu package names)")

@@ -13,25 +13,29 @@ from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPainter, QPen, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
                                QLabel, QListWidget, QListWidgetItem, QMainWindow, QPushButton, QScrollArea,
-                               QSlider, QSpinBox, QVBoxLayout, QWidget)
+                               QSlider, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from vbg.app import gallery
+from vbg.app.commands import BY_VERB, COMMANDS
+from vbg.app.desktop import ICON
 from vbg.app.preview import FrameTap, PreviewWidget
-from vbg.backgrounds import DEFAULT_BLUR, BlurredRoom
+from vbg.app.status import status_text
+from vbg.app.tray import Tray, TrayMenu
+from vbg.backgrounds import DEFAULT_BLUR, BlurredRoom, parse_background
+from vbg.chain import open_segmenter
 from vbg.devices import video_devices
 from vbg.errors import VbgError
-from vbg.app.commands import BY_VERB, COMMANDS
-from vbg.backgrounds import parse_background
-from vbg.chain import open_segmenter
-from vbg.segment import DEVICES
 from vbg.pipeline import Pipeline
 from vbg.resources import config_dir
-from vbg.settings import Settings
+from vbg.segment import DEVICES
+from vbg.settings import PAUSE_IMAGES, Settings, check_pause_image, parse_positive, parse_size
 
 log = logging.getLogger("vbg")
 
 SIZES = ("640x480", "1280x720", "1920x1080")
 RATES = ("15", "30", "60")
+GALLERY_KEYS = "1234567890"  # the first ten backgrounds
+MESSAGE_S = 8
 
 
 def settings_path() -> Path:
@@ -47,7 +51,8 @@ class MainWindow(QMainWindow):
     """`settings` is this run's (saved settings plus command-line overrides); `saved` is what is
     written back when the user changes something, so flags only last for one run."""
 
-    def __init__(self, settings: Settings, saved: Settings | None = None, save_path: Path | None = None):
+    def __init__(self, settings: Settings, saved: Settings | None = None, save_path: Path | None = None,
+                 start_in_tray: bool = False):
         super().__init__()
         self.settings = settings
         self.saved = saved if saved is not None else copy.deepcopy(settings)
@@ -64,11 +69,18 @@ class MainWindow(QMainWindow):
         self._started.ready.connect(self._on_started)
         self._started.failed.connect(self._on_failed)
         self.choices: list[gallery.Choice] = []
+        self._quitting = False
+        self.refusal = ""  # why the last background was refused
         self.setWindowTitle("vbg — virtual background")
+        self.setWindowIcon(QIcon(str(ICON)))
         self.setAcceptDrops(True)
         self._build()
         self._shortcuts()
         self._refresh_gallery()
+        self.tray_menu = TrayMenu(self.handle_command, self.status_dict, lambda: self.choices,
+                                  show_window=lambda: self.cmd_raise([]), quit_app=self.quit)
+        self.tray = Tray(self.tray_menu, self.windowIcon(), on_activate=self._toggle_visible)
+        self.start_in_tray = start_in_tray and self.tray.available
         self._status_timer = QTimer(self, interval=1000, timeout=self._update_status)
         self._status_timer.start()
         self._cycle_timer = QTimer(self, timeout=lambda: self.step_background(1))
@@ -84,68 +96,78 @@ class MainWindow(QMainWindow):
         self.view.addItem("Side by side", "side")
         self.view.setCurrentIndex(max(0, self.view.findData(self.settings.window.view)))
         self.view.currentIndexChanged.connect(lambda: self._save(window__view=self.view.currentData()))
-        self.pause_button = QPushButton("Pause", checkable=True, toolTip="Space")
+        # the switch people look for first, always in sight
+        self.vcam = QCheckBox("Virtual camera", checked=self.settings.output.vcam,
+                              toolTip="what call apps see as a camera")
+        self.vcam.toggled.connect(self._vcam_toggled)
+        self.pause_button = QPushButton("Pause", checkable=True, toolTip="Space: calls see the privacy image")
         self.pause_button.toggled.connect(self.set_paused)
         snap = QPushButton("Snapshot…")
         snap.clicked.connect(self._snapshot_dialog)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("View"))
         bar.addWidget(self.view)
+        bar.addSpacing(16)
+        bar.addWidget(self.vcam)
         bar.addStretch(1)
         bar.addWidget(self.pause_button)
         bar.addWidget(snap)
 
-        self.vcam_panel = QFrame(objectName="vcamPanel")
-        self.vcam_panel.setStyleSheet("#vcamPanel { background: #5a2d0c; border-radius: 6px; } QLabel { color: #fff; }")
-        self.vcam_text = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
-        retry = QPushButton("Retry")
-        retry.clicked.connect(self._retry_vcam)
-        panel = QHBoxLayout(self.vcam_panel)
-        panel.addWidget(self.vcam_text, 1)
-        panel.addWidget(retry)
-        self.vcam_panel.hide()
-
-        self.error_label = QLabel(wordWrap=True, objectName="errorLabel")
-        self.error_label.setStyleSheet("color: #ff8a80;")
-        self.error_label.hide()
+        self.vcam_panel, self.vcam_text = _problem_panel(("Retry", self._retry_vcam))
+        self.error_panel, self.error_label = _problem_panel(("Retry", self.start_engine),
+                                                            ("Model file…", self._model_dialog))
 
         left = QVBoxLayout()
         left.addWidget(self.vcam_panel)
-        left.addWidget(self.error_label)
+        left.addWidget(self.error_panel)
         left.addWidget(self.preview, 1)
         left.addLayout(bar)
 
-        side = QVBoxLayout()
-        side.addWidget(self._background_box())
-        side.addWidget(self._effect_box())
-        side.addWidget(self._camera_box())
-        side.addWidget(self._engine_box())
-        side.addStretch(1)
-        side_widget = QWidget()
-        side_widget.setLayout(side)
-        scroll = QScrollArea(widgetResizable=True)
-        scroll.setWidget(side_widget)
-        scroll.setMinimumWidth(380)
+        look = QVBoxLayout()
+        look.addWidget(self._background_box(), 1)
+        look.addWidget(self._effect_box())
+        look_page = QWidget()
+        look_page.setLayout(look)
+        setup = QVBoxLayout()
+        setup.addWidget(self._camera_box())
+        setup.addWidget(self._engine_box())
+        setup.addStretch(1)
+        setup_page = QWidget()
+        setup_page.setLayout(setup)
+        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        scroll.setWidget(setup_page)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(look_page, "Background")
+        self.tabs.addTab(scroll, "Camera and output")
+        self.tabs.setMinimumWidth(420)
+        self.tabs.setMaximumWidth(520)
 
         root = QHBoxLayout()
         root.addLayout(left, 1)
-        root.addWidget(scroll)
+        root.addWidget(self.tabs)
         central = QWidget()
         central.setLayout(root)
         self.setCentralWidget(central)
-        self.status = QLabel()
-        self.statusBar().addPermanentWidget(self.status, 1)
+        # messages on the left, the state on the right: a message never hides the state, nor the reverse
+        self.message = QLabel(objectName="message")
+        self.message.setStyleSheet("#message { color: #1565c0; }")
+        self._message_timer = QTimer(self, singleShot=True, timeout=self.message.clear)
+        self.status = QLabel(objectName="status", toolTip="")
+        self.statusBar().addPermanentWidget(self.message, 1)
+        self.statusBar().addPermanentWidget(self.status)
         self.resize(1280, 720)
 
     def _background_box(self) -> QGroupBox:
-        box = QGroupBox("Background")
+        box = QGroupBox()
         self.gallery_list = QListWidget(viewMode=QListWidget.ViewMode.IconMode, iconSize=QSize(112, 63),
                                         movement=QListWidget.Movement.Static, resizeMode=QListWidget.ResizeMode.Adjust,
-                                        spacing=4, wordWrap=True)
-        self.gallery_list.setMinimumHeight(250)
+                                        spacing=2, wordWrap=True, uniformItemSizes=True)
+        self.gallery_list.setGridSize(QSize(124, 63 + 2 * self.fontMetrics().height() + 8))
+        self.gallery_list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.gallery_list.setMinimumHeight(240)
         self.gallery_list.itemClicked.connect(lambda item: self.select_index(self.gallery_list.row(item)))
-        add = QPushButton("Add…")
+        add = QPushButton("Add…", toolTip="add your own pictures or videos (or drop them on the window)")
         add.clicked.connect(self._add_dialog)
         self.cycle = QSpinBox(suffix=" s", minimum=0, maximum=3600, specialValueText="off",
                               value=int(self.settings.window.auto_cycle_s))
@@ -173,8 +195,8 @@ class MainWindow(QMainWindow):
         self.refine.toggled.connect(self._refine_changed)
         self.mirror = QCheckBox("Mirror  (M)", checked=self.settings.composite.mirror)
         self.mirror.toggled.connect(self._mirror_changed)
-        form.addRow("Blur strength", self.blur)
-        form.addRow("Smoothing", self.smoothing)
+        form.addRow("Blur strength", _with_value(self.blur, lambda v: f"{v}"))
+        form.addRow("Smoothing", _with_value(self.smoothing, lambda v: f"{v}%" if v else "off"))
         form.addRow(self.refine)
         form.addRow(self.mirror)
         return box
@@ -206,26 +228,39 @@ class MainWindow(QMainWindow):
         return box
 
     def _engine_box(self) -> QGroupBox:
-        box = QGroupBox("Inference and output")
+        box = QGroupBox("Model and output")
         form = QFormLayout(box)
         self.device = QComboBox()
         self.device.addItems(list(DEVICES))
         self.device.setCurrentText(self.settings.segment.device)
         self.device.currentTextChanged.connect(self._device_changed)
-        self.provider = QLabel("–")
-        self.vcam = QCheckBox("Virtual camera", checked=self.settings.output.vcam)
-        self.vcam.toggled.connect(self._vcam_toggled)
+        self.provider = QLabel("–", wordWrap=True)
+        self.model_label = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
+        model_button = QPushButton("Model file…")
+        model_button.clicked.connect(self._model_dialog)
+        self._show_model()
+        self.pause_image = QComboBox(toolTip="what calls see while vbg is paused; never the camera")
+        self.pause_image.addItem("the background alone", "background")
+        self.pause_image.addItem("black", "black")
+        self.pause_image.addItem("a picture…", "file")
+        current = self.settings.output.pause_image
+        if current not in PAUSE_IMAGES:
+            self.pause_image.insertItem(2, Path(current).name, current)
+        self.pause_image.setCurrentIndex(max(0, self.pause_image.findData(current)))
+        self.pause_image.activated.connect(self._pause_image_chosen)
         self.vcam_state = QLabel("–", wordWrap=True)
         form.addRow("Device", self.device)
         form.addRow("In use", self.provider)
-        form.addRow(self.vcam)
-        form.addRow("State", self.vcam_state)
+        form.addRow("Model", self.model_label)
+        form.addRow("", model_button)
+        form.addRow("While paused", self.pause_image)
+        form.addRow("Virtual camera", self.vcam_state)
         return box
 
     def _shortcuts(self) -> None:
         keys = {key: (lambda verb=c.verb: self.handle_command(verb, [])) for c in COMMANDS for key in c.keys}
-        for i in range(1, 10):
-            keys[str(i)] = lambda i=i: self.select_index(i - 1)
+        for i, key in enumerate(GALLERY_KEYS):
+            keys[key] = lambda i=i: self.select_index(i)
         self._keys = []
         for key, action in keys.items():
             shortcut = QShortcut(QKeySequence(key), self, activated=action)
@@ -270,8 +305,8 @@ class MainWindow(QMainWindow):
         try:  # what changed in the window while the engine started
             pipeline.update(self.settings)
         except VbgError as e:
-            self.statusBar().showMessage(str(e), 8000)
-        self.error_label.hide()
+            self.notify(str(e))
+        self.error_panel.hide()
         if self.pause_button.isChecked():
             pipeline.pause()
         self._highlight_current()
@@ -280,8 +315,9 @@ class MainWindow(QMainWindow):
     def _on_failed(self, message: str) -> None:
         self._starting = False
         self.error_label.setText(message)
-        self.error_label.show()
-        self.preview.message = "not running — fix the problem above and choose Apply"
+        self.error_panel.show()
+        self.status.setText("not running")
+        self.preview.message = "not running: see the message above"
         self.preview.images = []
         self.preview.update()
 
@@ -301,7 +337,7 @@ class MainWindow(QMainWindow):
         self.gallery_list.clear()
         for i, choice in enumerate(self.choices):
             thumb = gallery.thumbnail(choice)
-            label = f"{i + 1}. {choice.label}" if i < 9 else choice.label
+            label = f"{GALLERY_KEYS[i]}. {choice.label}" if i < len(GALLERY_KEYS) else choice.label
             item = QListWidgetItem(_icon(thumb), label if thumb is not None else f"{label} (broken)")
             if thumb is None:
                 item.setToolTip(f"{choice.path}: cannot be read")
@@ -315,7 +351,11 @@ class MainWindow(QMainWindow):
         return next((i for i, c in enumerate(self.choices) if c.spec == spec), -1)
 
     def _highlight_current(self) -> None:
-        self.gallery_list.setCurrentRow(self._current_index())
+        """Marks the current background; none when it is not in the gallery (a file picked elsewhere)."""
+        index = self._current_index()
+        if index < 0:
+            self.gallery_list.clearSelection()
+        self.gallery_list.setCurrentRow(index)
 
     def select_index(self, index: int) -> bool:
         if not 0 <= index < len(self.choices):
@@ -330,7 +370,8 @@ class MainWindow(QMainWindow):
             else:
                 parse_background(spec).close()
         except VbgError as e:
-            self.statusBar().showMessage(str(e), 8000)
+            self.refusal = str(e)
+            self.notify(str(e))
             self._highlight_current()
             return False
         self.settings.composite.background = spec
@@ -363,7 +404,7 @@ class MainWindow(QMainWindow):
             try:
                 added = gallery.add_to_user_folder(path)
             except (VbgError, OSError) as e:
-                self.statusBar().showMessage(str(e), 8000)
+                self.notify(f"not added: {e}")
         self._refresh_gallery()
         if added is not None:
             self.select_spec(str(added))
@@ -438,12 +479,11 @@ class MainWindow(QMainWindow):
             cap.input, cap.camera = None, target
         text = self.size_box.currentText()
         try:
-            from vbg.settings import parse_positive, parse_size
             cap.size = None if text == "camera default" else parse_size(text)
             rate = self.fps_box.currentText()
             cap.fps = None if rate == "camera default" else parse_positive(rate, "fps")
         except VbgError as e:
-            self.statusBar().showMessage(str(e), 8000)
+            self.notify(str(e))
             return
         if not cap.input:
             self._save(capture__camera=cap.camera, capture__size=cap.size, capture__fps=cap.fps)
@@ -453,6 +493,49 @@ class MainWindow(QMainWindow):
         self.settings.segment.device = device
         self._save(segment__device=device)
         self.start_engine()
+
+    def _show_model(self) -> None:
+        model = self.settings.segment.model
+        self.model_label.setText(Path(model).name if model else "built-in (PP-HumanSeg v2)")
+        self.model_label.setToolTip(model or "found via VBG_MODEL, the cache, or downloaded once")
+
+    def _model_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose the model file", str(Path.home()), "ONNX models (*.onnx)")
+        if path:
+            self.set_model(path)
+
+    def set_model(self, path: str) -> None:
+        """Uses this model file (checked when the engine starts; a bad one is reported there)."""
+        self.settings.segment.model = path
+        self._save(segment__model=path)
+        self._show_model()
+        self._segmenter = None
+        self.start_engine()
+
+    def _pause_image_chosen(self) -> None:
+        value = self.pause_image.currentData()
+        if value == "file":
+            path, _ = QFileDialog.getOpenFileName(self, "Picture to show while paused", str(Path.home()),
+                                                  "Images (*.jpg *.jpeg *.png *.bmp *.webp)")
+            if not path:
+                self.pause_image.setCurrentIndex(max(0, self.pause_image.findData(self.settings.output.pause_image)))
+                return
+            value = path
+        self.set_pause_image(value)
+
+    def set_pause_image(self, value: str) -> bool:
+        try:
+            value = check_pause_image(value)
+        except VbgError as e:
+            self.notify(str(e))
+            return False
+        if self.pause_image.findData(value) < 0:
+            self.pause_image.insertItem(2, Path(value).name, value)
+        self.pause_image.setCurrentIndex(self.pause_image.findData(value))
+        self.settings.output.pause_image = value
+        self._apply()
+        self._save(output__pause_image=value)
+        return True
 
     def _vcam_toggled(self, on: bool) -> None:
         self.settings.output.vcam = on
@@ -471,7 +554,7 @@ class MainWindow(QMainWindow):
 
     def snapshot(self, path: str) -> bool:
         ok = self.pipeline is not None and self.pipeline.snapshot(path, timeout=0.5)
-        self.statusBar().showMessage(f"saved {path}" if ok else f"could not save {path}", 5000)
+        self.notify(f"saved {path}" if ok else f"could not save {path}")
         return ok
 
     def _save(self, **changes) -> None:
@@ -483,7 +566,14 @@ class MainWindow(QMainWindow):
             try:
                 self.saved.save(self.save_path)
             except OSError as e:
-                self.statusBar().showMessage(f"cannot save settings to {self.save_path}: {e}", 8000)
+                self.notify(f"cannot save settings to {self.save_path}: {e}")
+
+    def notify(self, text: str, seconds: float = MESSAGE_S) -> None:
+        """A message for the user (saved a file, refused a background…) beside the status line."""
+        log.info("%s", text)
+        self.message.setText(text)
+        self.message.setToolTip(text)
+        self._message_timer.start(int(seconds * 1000))
 
     # -- status ------------------------------------------------------------------------------------
     def status_dict(self) -> dict:
@@ -491,11 +581,13 @@ class MainWindow(QMainWindow):
         current = self._current_index()
         return {
             "ok": True,
+            "backgrounds": [c.label for c in self.choices],
             "background": self.choices[current].label if current >= 0 else self.settings.composite.background,
             "background_spec": self.settings.composite.background,
             "fps": round(p.output_fps, 1) if p else 0.0,
             "provider": p.segmenter.provider if p else None,
             "camera": p.capture.state if p else "stopped",
+            "source": self.settings.capture.input or self.settings.capture.camera,
             "virtual_camera": p.vcam.state() if p else "stopped",
             "paused": bool(p and p.paused),
         }
@@ -505,10 +597,10 @@ class MainWindow(QMainWindow):
         if p is None:
             return
         p.status_line()   # updates output_fps
-        stages = p.times.medians_text(" · ")
-        vcam = "vcam: not available" if p.vcam.error else p.vcam.state()
-        self.status.setText(f"{p.output_fps:.1f} fps | {stages} ms | latency {p.latency.median('latency'):.0f} ms | "
-                            f"{p.segmenter.provider.replace('ExecutionProvider', '')} | camera {p.capture.state} | {vcam}")
+        line, details = status_text(p)
+        self.status.setText(line)
+        self.status.setToolTip(details)
+        self.tray.set_tooltip(f"vbg — {line}")
         self.provider.setText(p.segmenter.provider_note)
         self.vcam_state.setText(p.vcam.state())
         if p.vcam.error and self.settings.output.vcam:
@@ -536,10 +628,27 @@ class MainWindow(QMainWindow):
         self.step_background(-1)
 
     def cmd_select(self, args) -> str | None:
+        names = ", ".join(c.label for c in self.choices)
+        if not args or not " ".join(args).strip():
+            return f"select needs a name ({names}), a file, or blur:N / color:#RRGGBB"
+        name = " ".join(args)
+        if self.select_name(name):
+            return None
+        if os.path.exists(name) or ":" in name:  # a file or spec that was refused: say why
+            return self.refusal
+        return f"no background named {name!r}: choose one of {names}; or a file, blur:N, color:#RRGGBB"
+
+    def cmd_list(self, args) -> None:
+        return None  # the answer carries the list (status_dict)
+
+    def cmd_source(self, args) -> str | None:
         if not args:
-            return "select needs a NAME, a file or a background spec"
-        if not self.select_name(" ".join(args)):
-            return f"no background named {' '.join(args)!r}"
+            return "source needs a camera (index or /dev/videoN) or a video file"
+        target = " ".join(args)
+        if self.camera.findData(target) < 0:
+            self.camera.addItem(target, target)
+        self.camera.setCurrentIndex(self.camera.findData(target))
+        self._camera_changed()
         return None
 
     def cmd_blur(self, args) -> None:
@@ -578,10 +687,28 @@ class MainWindow(QMainWindow):
         self.raise_()
         self.activateWindow()
 
+    def _toggle_visible(self) -> None:
+        if self.isVisible():
+            self.hide()
+        else:
+            self.cmd_raise([])
+
+    def quit(self) -> None:
+        """Really closes (the tray's Quit, Ctrl-C, a soak's end): closing the window only hides it
+        while a tray icon is there to bring it back."""
+        self._quitting = True
+        self.close()
+
     def screenshot(self, path: str) -> bool:
         return self.grab().save(path, "PNG")
 
     def closeEvent(self, event) -> None:
+        if self.tray.visible and not self._quitting:
+            event.ignore()
+            self.hide()
+            self.tray.tell_once("vbg is still running", "The virtual camera stays on. Quit from this icon's menu.")
+            return
+        self.tray.hide()
         self._closing = True
         self._status_timer.stop()
         self._cycle_timer.stop()
@@ -605,3 +732,30 @@ def _icon(thumb) -> QIcon:
     rgb = cv2.cvtColor(thumb, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
     return QIcon(QPixmap.fromImage(QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888).copy()))
+
+
+def _problem_panel(*buttons) -> tuple[QFrame, QLabel]:
+    """A coloured panel above the preview saying what is wrong, with buttons to fix it; hidden at first."""
+    panel = QFrame(objectName="problem")
+    panel.setStyleSheet("#problem { background: #5a2d0c; border-radius: 6px; } QLabel { color: #fff; }")
+    text = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
+    layout = QHBoxLayout(panel)
+    layout.addWidget(text, 1)
+    for label, action in buttons:
+        button = QPushButton(label)
+        button.clicked.connect(action)
+        layout.addWidget(button)
+    panel.hide()
+    return panel, text
+
+
+def _with_value(slider: QSlider, words) -> QWidget:
+    """A slider with its value shown beside it."""
+    value = QLabel(words(slider.value()), minimumWidth=36)
+    slider.valueChanged.connect(lambda v: value.setText(words(v)))
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(slider, 1)
+    layout.addWidget(value)
+    return row
