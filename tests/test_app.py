@@ -417,3 +417,34 @@ def test_tray_menu_drives_the_window(window, qtbot):
     assert not window.pipeline.paused
     menu.quit_action.trigger()
     assert not window.isVisible() and window._closing
+
+
+def test_room_photos_download_into_the_gallery_with_credits(window, qtbot, tmp_path, monkeypatch):
+    """Served from a local mirror of the pinned folder (this machine has no internet); offline first."""
+    import http.server
+    import threading as th
+    from conftest import DATA
+
+    monkeypatch.setenv("VBG_ROOMS_URL", "http://rooms.invalid/backgrounds")
+    window.get_rooms()
+    qtbot.waitUntil(lambda: window.rooms_button.isEnabled(), timeout=30000)
+    assert "cannot download the room photos: no network (cannot look up rooms.invalid)" in _message(window)
+    mirror = tmp_path / "backgrounds"
+    for kind, count in (("office", 5), ("nature", 3)):
+        (mirror / kind).mkdir(parents=True)
+        for i in range(1, count + 1):
+            shutil.copy(DATA / "backgrounds" / f"{kind}_0{i}.jpg", mirror / kind / f"0{i}.jpg")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    th.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("VBG_ROOMS_URL", f"http://127.0.0.1:{server.server_port}/backgrounds")
+    try:
+        window.get_rooms()
+        qtbot.waitUntil(lambda: window.rooms_button.isEnabled(), timeout=30000)
+    finally:
+        server.shutdown()
+    assert _message(window) == "added 8 room photos to the gallery"
+    labels = [c.label for c in window.choices]
+    assert {"Office 1", "Office 5", "Nature 3"} <= set(labels)
+    assert "Apache-2.0" in (gallery.user_folder() / "CREDITS.txt").read_text()
+    assert window.select_name("Office 2") and window.settings.composite.background.endswith("Office_2.jpg")

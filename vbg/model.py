@@ -94,7 +94,7 @@ def resolve_model(spec: ModelSpec, explicit: str | os.PathLike | None = None, do
     return download_model(spec, cached, progress=progress)
 
 
-def _network_reason(error: Exception, url: str) -> str:
+def network_reason(error: Exception, url: str) -> str:
     """Words for a failed download instead of '[Errno -2] Name or service not known'."""
     reason = getattr(error, "reason", error)
     host = urllib.parse.urlsplit(url).hostname
@@ -127,7 +127,7 @@ def download_model(spec: ModelSpec, dest: Path, url: str | None = None, progress
                 progress(done, total)
     except (urllib.error.URLError, OSError, ValueError) as e:
         part.unlink(missing_ok=True)
-        raise VbgError(f"cannot download the model: {_network_reason(e, url)}. Fetch {url} on a machine that "
+        raise VbgError(f"cannot download the model: {network_reason(e, url)}. Fetch {url} on a machine that "
                        f"can and save it as {dest}, or choose the file with --model PATH / {MODEL_ENV} (in the "
                        f"window: Model file…)") from None
     if h.hexdigest() != spec.sha256:

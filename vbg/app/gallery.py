@@ -17,6 +17,15 @@ from vbg.resources import config_dir, shipped_dir
 
 THUMB = (160, 90)
 
+# Real rooms, downloaded on request: vbg ships generated pictures only. These are LINE's office and
+# nature photos (Apache-2.0), pinned to one commit of line/abc-virtual-background-maker.
+ROOMS_SOURCE = ("https://raw.githubusercontent.com/line/abc-virtual-background-maker/"
+                "b229045e950f33df680030d6eaf5cc4bf9d6ecb3/backgrounds")
+ROOMS = tuple(f"office/0{i}.jpg" for i in range(1, 6)) + tuple(f"nature/0{i}.jpg" for i in range(1, 4))
+ROOMS_URL_ENV = "VBG_ROOMS_URL"  # a mirror of that folder
+ROOMS_CREDIT = ("Office and nature photos: LINE Corporation, abc-virtual-background-maker, Apache-2.0 "
+                "(https://github.com/line/abc-virtual-background-maker)\n")
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -98,3 +107,39 @@ def thumbnail(choice: Choice, size: tuple[int, int] = THUMB) -> np.ndarray | Non
         if image is None:
             return None
     return cover(image, w, h)
+
+
+def download_rooms(progress=None) -> list[Path]:
+    """Fetches the room photos into the user's folder (skipping those already there), checks each
+    decodes, and writes a CREDITS.txt beside them; raises VbgError in words when offline."""
+    import os
+    import urllib.request
+
+    from vbg.model import network_reason
+
+    base = os.environ.get(ROOMS_URL_ENV) or ROOMS_SOURCE
+    folder = user_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    added = []
+    for n, name in enumerate(ROOMS):
+        kind, number = name.removesuffix(".jpg").split("/")
+        dest = folder / f"{kind.title()}_{int(number)}.jpg"
+        if progress is not None:
+            progress(n, len(ROOMS))
+        if dest.exists():
+            continue
+        url = f"{base}/{name}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                data = response.read()
+        except (OSError, ValueError) as e:
+            raise VbgError(f"cannot download the room photos: {network_reason(e, url)}"
+                           + (f" ({len(added)} of {len(ROOMS)} fetched)" if added else "")) from None
+        if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is None:
+            raise VbgError(f"{url} is not a picture: not kept")
+        dest.write_bytes(data)
+        added.append(dest)
+    (folder / "CREDITS.txt").write_text(ROOMS_CREDIT)
+    if progress is not None:
+        progress(len(ROOMS), len(ROOMS))
+    return added

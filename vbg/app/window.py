@@ -47,6 +47,10 @@ class _Started(QObject):
     failed = Signal(str)
 
 
+class _Done(QObject):
+    finished = Signal(str)
+
+
 class MainWindow(QMainWindow):
     """`settings` is this run's (saved settings plus command-line overrides); `saved` is what is
     written back when the user changes something, so flags only last for one run."""
@@ -68,6 +72,8 @@ class MainWindow(QMainWindow):
         self._started = _Started()
         self._started.ready.connect(self._on_started)
         self._started.failed.connect(self._on_failed)
+        self._rooms_done = _Done()
+        self._rooms_done.finished.connect(self._rooms_fetched)
         self.choices: list[gallery.Choice] = []
         self._quitting = False
         self.refusal = ""  # why the last background was refused
@@ -172,8 +178,12 @@ class MainWindow(QMainWindow):
         self.cycle = QSpinBox(suffix=" s", minimum=0, maximum=3600, specialValueText="off",
                               value=int(self.settings.window.auto_cycle_s))
         self.cycle.valueChanged.connect(lambda v: (self._apply_cycle(v), self._save(window__auto_cycle_s=float(v))))
+        self.rooms_button = QPushButton("Get room photos", toolTip="download 8 office and nature photos "
+                                        "(LINE, Apache-2.0) into your backgrounds folder")
+        self.rooms_button.clicked.connect(self.get_rooms)
         row = QHBoxLayout()
         row.addWidget(add)
+        row.addWidget(self.rooms_button)
         row.addStretch(1)
         row.addWidget(QLabel("Auto-cycle"))
         row.addWidget(self.cycle)
@@ -408,6 +418,26 @@ class MainWindow(QMainWindow):
         self._refresh_gallery()
         if added is not None:
             self.select_spec(str(added))
+
+    def get_rooms(self) -> None:
+        """Downloads the room photos off the GUI thread; the gallery shows them when they are in."""
+        self.rooms_button.setEnabled(False)
+        self.notify("downloading room photos…", seconds=60)
+
+        def fetch():
+            try:
+                added = gallery.download_rooms()
+                self._rooms_done.finished.emit(f"added {len(added)} room photos to the gallery" if added
+                                               else "the room photos are already in the gallery")
+            except VbgError as e:
+                self._rooms_done.finished.emit(str(e))
+
+        threading.Thread(target=fetch, name="vbg-rooms", daemon=True).start()
+
+    def _rooms_fetched(self, message: str) -> None:
+        self.rooms_button.setEnabled(True)
+        self._refresh_gallery()
+        self.notify(message)
 
     def _add_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Add backgrounds", str(Path.home()),
