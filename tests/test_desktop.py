@@ -133,7 +133,7 @@ def test_window_closes_to_a_real_tray_and_quits_from_its_menu(tray_display, tmp_
         w = MainWindow(s, save_path=None, start_in_tray=True)
         seen = {{"tray": w.tray.visible, "start_in_tray": w.start_in_tray}}
         deadline = __import__("time").monotonic() + 60
-        while (w.pipeline is None or w.tap.shown == 0) and __import__("time").monotonic() < deadline:
+        while (w.pipeline is None or w.pipeline.counters.frames_out == 0) and __import__("time").monotonic() < deadline:
             app.processEvents()
         seen["frames_while_hidden"] = w.pipeline.counters.frames_out if w.pipeline else 0
         w.show()

@@ -11,8 +11,8 @@ import sys
 
 from vbg import __version__
 from vbg.errors import VbgError
-from vbg.settings import (EDGE_PRESETS, Settings, apply_edge_preset, check_pause_image, parse_positive,
-                          parse_size)
+from vbg.settings import (EDGE_PRESETS, VCAM_BACKENDS, Settings, apply_edge_preset, check_pause_image,
+                          parse_positive, parse_size)
 
 log = logging.getLogger("vbg")
 
@@ -78,7 +78,11 @@ def _add_live_args(p):
                    help="blur[:1-100], color:#RRGGBB, none, or an image or video file (default: blur)")
     p.add_argument("--mirror", action="store_true", help="mirror the output horizontally")
     p.add_argument("--no-vcam", action="store_true", help="no virtual camera (preview/record only)")
-    p.add_argument("--vcam-device", metavar="PATH", help="virtual camera device (Linux: /dev/videoN)")
+    p.add_argument("--vcam-device", metavar="PATH", help="virtual camera device (Linux: /dev/videoN; with "
+                   "--vcam-backend pipewire: the node name, default vbg)")
+    p.add_argument("--vcam-backend", choices=VCAM_BACKENDS,
+                   help="v4l2loopback (default; every app), pipewire (no kernel module; OBS, Firefox, Chromium, "
+                   "GNOME Snapshot), auto (v4l2loopback if a device exists, else PipeWire)")
     p.add_argument("--always-on", action="store_true",
                    help="keep camera and model running while no app reads the virtual camera")
     p.add_argument("--record", metavar="FILE", help="also write the output to this video file")
@@ -209,6 +213,7 @@ FLAGS = {
     "erode": ("composite", "erode", None), "feather": ("composite", "feather", None),
     "background": ("composite", "background", None), "mirror": ("composite", "mirror", None),
     "no_vcam": ("output", "vcam", "not"), "vcam_device": ("output", "vcam_device", None),
+    "vcam_backend": ("output", "vcam_backend", None),
     "record": ("output", "record", None), "pause_image": ("output", "pause_image", None), "always_on": ("output", "idle_when_unwatched", "not"),
 }
 

@@ -50,6 +50,11 @@ def report(model_arg: str | None = None) -> str:
         lines += [f"  {d}" for d in loopbacks] or [f"  none found — {loopback_fix()}"]
     else:
         lines.append(f"  (found when vbg starts) — {loopback_fix()}")
+    if sys.platform.startswith("linux"):
+        from vbg import pipewire
+
+        lines.append("PipeWire camera (--vcam-backend pipewire; no kernel module):")
+        lines += pipewire.status()
     providers = ort.get_available_providers()
     lines.append(f"onnxruntime {ort.__version__} providers: {', '.join(providers)}")
     if CUDA in providers:

@@ -25,7 +25,7 @@ def loopback_fix() -> str:
     """What to do when there is no virtual camera device, for this OS."""
     if sys.platform.startswith("linux"):
         return ("install v4l2loopback and run: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 "
-                "card_label=vbg")
+                "card_label=vbg (or, for apps that take PipeWire cameras, --vcam-backend pipewire)")
     if sys.platform == "darwin":
         return "install OBS Studio and start its Virtual Camera once, so its camera extension is installed"
     return "install OBS Studio (28 or newer): its virtual camera is the device vbg writes to"
@@ -78,9 +78,27 @@ class VirtualCamera:
                 image = cv2.resize(image, (self.width, self.height), dst=self._resized)
         self._cam.send(image)
 
+    def watch_readers(self) -> ReaderWatcher:
+        return ReaderWatcher(self.device).start()
+
     def close(self) -> None:
         self._fd = None
         self._cam.close()
+
+
+def vcam_opener(backend: str):
+    """The camera class for --vcam-backend: v4l2loopback (any app), pipewire (no kernel module; apps
+    that take PipeWire cameras), or auto: v4l2loopback where a loopback device exists, else PipeWire."""
+    if backend == "pipewire":
+        from vbg.pipewire import PipeWireCamera
+
+        return PipeWireCamera
+    if backend == "auto" and sys.platform.startswith("linux") and not loopback.loopback_devices():
+        from vbg import pipewire
+
+        if pipewire.socket_path().exists():
+            return pipewire.PipeWireCamera
+    return VirtualCamera
 
 
 class VirtualCameraSink:
@@ -92,7 +110,7 @@ class VirtualCameraSink:
 
     def __init__(self, size: tuple[int, int], fps: float, device: str | None, *, enabled: bool = True,
                  watch_readers: bool = True, required: bool = True, first_frame: np.ndarray | None = None,
-                 open_camera=VirtualCamera):
+                 open_camera=None):
         """With `required`, a camera that cannot be opened now raises VbgError (headless runs exit);
         otherwise it is retried. `first_frame` is sent as soon as the device is open: with
         exclusive_caps=1, call apps only list the device once it has a frame."""
@@ -103,9 +121,10 @@ class VirtualCameraSink:
         self.watcher: ReaderWatcher | None = None
         self.error: str | None = None
         self.errors = 0
-        self._open_camera = open_camera
+        self._open_camera = open_camera or VirtualCamera
         self._attempts = 0
         self._retry_at = 0.0
+        self._switch = False
         if enabled:
             try:
                 self._open(first_frame)
@@ -123,7 +142,7 @@ class VirtualCameraSink:
             except Exception as e:  # the first frame of the stream will report a real problem
                 log.debug("first frame not sent: %s", e)
         if self.watch_readers:
-            self.watcher = ReaderWatcher(self.camera.device).start()
+            self.watcher = self.camera.watch_readers()
 
     def _failed(self, message: str) -> None:
         delay = self.RETRY_S[min(self._attempts, len(self.RETRY_S) - 1)]
@@ -141,7 +160,17 @@ class VirtualCameraSink:
         """Try to open the device at the next frame (the window's Retry button)."""
         self._retry_at = 0.0
 
+    def switch(self, device: str | None, open_camera) -> None:
+        """Another backend or device, from the next frame (any thread)."""
+        self.device, self._open_camera = device, open_camera
+        self._switch = True
+        self._retry_at = 0.0
+
     def send(self, image: np.ndarray) -> None:
+        if self._switch:
+            self._switch = False
+            self._drop()
+            self.error = None
         if self.camera is not None and not self.enabled:
             self._drop()
             self.error = None

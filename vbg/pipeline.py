@@ -26,7 +26,7 @@ from vbg.capture import CameraAbsent, CaptureThread, FrameSource, open_source
 from vbg.chain import MatteChain, open_segmenter
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
-from vbg.output import Recorder, VirtualCamera, VirtualCameraSink, close_quietly
+from vbg.output import Recorder, VirtualCameraSink, close_quietly, vcam_opener
 from vbg.segment import Segmenter
 from vbg.settings import Settings
 from vbg.timing import StageTimes
@@ -56,7 +56,7 @@ class Pipeline:
     def __init__(self, settings: Settings, *, lossless: bool = False, alpha_dir: str | None = None,
                  on_output: Callable[[np.ndarray, np.ndarray | None], None] | None = None,
                  segmenter: Segmenter | None = None, source: FrameSource | None = None,
-                 open_source: Callable = open_source, open_vcam: Callable = VirtualCamera,
+                 open_source: Callable = open_source, open_vcam: Callable | None = None,
                  vcam_required: bool = True, camera_required: bool = True):
         """Opens everything that can fail (model, background, input, virtual camera, recording) so
         errors surface here as VbgError, before any thread starts. With `vcam_required=False` (the
@@ -95,7 +95,7 @@ class Pipeline:
             self.vcam = VirtualCameraSink((w, h), fps, out.vcam_device, enabled=out.vcam,
                                           watch_readers=out.idle_when_unwatched, required=vcam_required,
                                           first_frame=status_card((h, w, 3), STARTING_TEXT),
-                                          open_camera=open_vcam)
+                                          open_camera=open_vcam or vcam_opener(out.vcam_backend))
             if out.record:
                 self.recorder = Recorder(out.record, w, h, fps)
         except VbgError:
@@ -283,6 +283,8 @@ class Pipeline:
         self.settings = copy.deepcopy(settings)
         self.chain.update(self.settings)
         self.vcam.enabled = new.vcam
+        if (new.vcam_backend, new.vcam_device) != (old.vcam_backend, old.vcam_device):
+            self.vcam.switch(new.vcam_device, vcam_opener(new.vcam_backend))
         if retry:
             self.vcam.retry()
 

@@ -258,13 +258,20 @@ class MainWindow(QMainWindow):
             self.pause_image.insertItem(2, Path(current).name, current)
         self.pause_image.setCurrentIndex(max(0, self.pause_image.findData(current)))
         self.pause_image.activated.connect(self._pause_image_chosen)
+        self.vcam_backend = QComboBox(toolTip="v4l2loopback: every app (a kernel module); PipeWire: no kernel "
+                                      "module, for OBS, Firefox, Chromium and GNOME Snapshot")
+        for label, value in (("v4l2loopback", "v4l2loopback"), ("PipeWire", "pipewire"), ("auto", "auto")):
+            self.vcam_backend.addItem(label, value)
+        self.vcam_backend.setCurrentIndex(max(0, self.vcam_backend.findData(self.settings.output.vcam_backend)))
+        self.vcam_backend.currentIndexChanged.connect(self._vcam_backend_changed)
         self.vcam_state = QLabel("–", wordWrap=True)
         form.addRow("Device", self.device)
         form.addRow("In use", self.provider)
         form.addRow("Model", self.model_label)
         form.addRow("", model_button)
         form.addRow("While paused", self.pause_image)
-        form.addRow("Virtual camera", self.vcam_state)
+        form.addRow("Virtual camera", self.vcam_backend)
+        form.addRow("", self.vcam_state)
         return box
 
     def _shortcuts(self) -> None:
@@ -566,6 +573,12 @@ class MainWindow(QMainWindow):
         self._apply()
         self._save(output__pause_image=value)
         return True
+
+    def _vcam_backend_changed(self) -> None:
+        backend = self.vcam_backend.currentData()
+        self.settings.output.vcam_backend = backend
+        self._apply()
+        self._save(output__vcam_backend=backend)
 
     def _vcam_toggled(self, on: bool) -> None:
         self.settings.output.vcam = on
