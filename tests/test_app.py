@@ -299,6 +299,13 @@ def test_ctl_paths_are_resolved_in_the_callers_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["ctl", "snapshot", "rel.png"]) == 0
     assert sent[-1] == ("snapshot", [str(tmp_path / "rel.png")])
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "my room.jpg").write_bytes(b"")
+    monkeypatch.setattr(control, "send", lambda command, args: sent.append((command, args)) or
+                        {"ok": True, "background": "my room"})
+    assert cli.main(["ctl", "select", "pics/my", "room.jpg"]) == 0
+    assert sent[-1] == ("select", [str(tmp_path / "pics" / "my room.jpg")])
+    assert cli.main(["ctl", "select", "ocean"]) == 0 and sent[-1] == ("select", ["ocean"])   # a name stays a name
 
 
 # -- issue 12: feedback, layout and the desktop --------------------------------------------------------
@@ -337,6 +344,9 @@ def test_the_window_fits_1280x720(window, qtbot):
         rect = window.gallery_list.visualItemRect(item)
         assert rect.height() >= 63 + metrics.height() and metrics.horizontalAdvance(item.text()) <= rect.width() + 1
     assert window.blur.parent().findChild(type(window.message)).text() == str(window.blur.value())
+    window.smoothing.setValue(35)
+    assert window.smoothing.parent().findChild(type(window.message)).text() == "35%"
+    assert not window.windowIcon().isNull() and not window.tray_menu.isEmpty()
 
 
 def test_tenth_background_has_key_0_and_outside_picks_clear_the_highlight(window, qtbot, tmp_path):
