@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import BACKGROUND, STILLS, VIDEO_GT, run_vbg
+from conftest import BACKGROUND, SHARED, STILLS, VIDEO_GT, run_vbg
 
 pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
@@ -74,6 +74,17 @@ def test_bench_json_last_line():
         assert key in result
     assert result["size"] == "320x240" and result["frames"] >= 20 and result["fps"] > 0
     assert set(result["stages_ms"]) >= {"capture", "preprocess", "inference", "smoothing", "composite", "output"}
+
+
+def test_bench_times_an_lfbw_style_reference_beside_it():
+    peer = SHARED / "peers" / "mp_selfie_segmentation_landscape_144x256.onnx"
+    r = run_vbg("bench", "--frames", 20, "--size", "320x240", "--reference", peer, "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["reference"]["fps"] > 0 and result["reference"]["cpu_s_per_frame"] > 0
+    assert "lfbw-style reference, same clip and threads" in r.stdout
+    missing = run_vbg("bench", "--frames", 5, "--reference", "nowhere.onnx")
+    assert missing.returncode == 2 and "reference model nowhere.onnx does not exist" in missing.stderr
 
 
 def test_devices_says_what_is_missing():

@@ -109,3 +109,18 @@ def test_video_background_loops_and_decodes_off_the_hot_path(tmp_path):
     finally:
         live.close()
     assert live._thread is None
+
+
+def test_mask_gamma_lifts_an_unsure_edge_and_leaves_sure_pixels_alone():
+    """The model is under-confident at hair (P 0.3-0.7 where the truth is near 1): p ** gamma < 1
+    raises those values before the edge filter; pixels it is sure about stay 0 and 255."""
+    image, small, mask = _scene()
+    soft = mask.copy()
+    soft[:, :] = cv2.GaussianBlur(mask, (0, 0), 3)            # a blurry, unsure outline
+    plain = EdgeRefiner(CompositeSettings(mask_gamma=1.0))(image, small, soft).copy()
+    lifted = EdgeRefiner(CompositeSettings(mask_gamma=0.7))(image, small, soft)
+    unsure = (plain > 20) & (plain < 235)
+    assert unsure.sum() > 500 and (lifted[unsure].astype(int) - plain[unsure]).mean() > 5
+    h, w = image.shape[:2]
+    sure = cv2.resize(soft, (w, h), interpolation=cv2.INTER_NEAREST)
+    assert (lifted[sure < 0.001] == 0).all() and (lifted[sure > 0.999] == 255).all()

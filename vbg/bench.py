@@ -134,6 +134,41 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
     }
 
 
+def run_reference(model_path: str, clip: str | None, size: tuple[int, int] | None, frames: int,
+                  threads: int, log=print) -> dict:
+    """An lfbw-style pipeline in the same run, for scale: Linux-Fake-Background-Webcam's approach as
+    its README describes it (MediaPipe's selfie model, the float mask upscaled and softened at full
+    size, a full-size Gaussian blur of the room, a float32 blend in numpy, one loop, no threads).
+    Written here from that description; the model is ../shared/peers' MediaPipe ONNX (never shipped)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory(prefix="vbg-ref-") as tmp:
+        path = Path(clip) if clip else synthetic_clip(Path(tmp), *(size or (1280, 720)))
+        if clip and size:
+            path = scaled_clip(path, Path(tmp), *size)
+        cap, _, _ = open_video(path)
+        for i in range(WARMUP_FRAMES + frames):
+            if i == WARMUP_FRAMES:
+                t0, c0 = time.perf_counter(), time.process_time()
+            ok, frame = cap.read()
+            if not ok:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, frame = cap.read()
+            h, w = frame.shape[:2]
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            x = cv2.resize(rgb, (256, 144), interpolation=cv2.INTER_AREA).astype(np.float32)[None] / 255.0
+            mask = session.run(None, {"input": x})[0][0, :, :, 0]
+            mask = cv2.blur(cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR), (9, 9))[..., None]
+            room = cv2.GaussianBlur(frame, (0, 0), 0.027 * h)
+            _ = (frame * mask + room * (1.0 - mask)).astype(np.uint8)  # what lfbw writes to its device
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        cap.release()
+    return {"fps": round(frames / wall, 2), "cpu_s_per_frame": round(cpu / frames, 5)}
+
+
 def format_report(r: dict) -> str:
     lines = [f"vbg bench: {r['input']} {r['size']}, {r['frames']} frames, {r['provider']} "
              f"({r['threads']} thread(s)), background {r['background']}"
@@ -150,4 +185,9 @@ def format_report(r: dict) -> str:
         lines.append(f"  capture->output  {r['latency_ms']['p50']:8.2f} {r['latency_ms']['p99']:8.2f}")
     if r["dropped"]:
         lines.append(f"  dropped frames     {r['dropped']} (newest-frame hand-off)")
+    ref = r.get("reference")
+    if ref:
+        lines.append(f"  lfbw-style reference, same clip and threads: {ref['fps']:.1f} fps, "
+                     f"{ref['cpu_s_per_frame'] * 1e3:.2f} CPU-ms a frame; vbg: {r['fps'] / ref['fps']:.2f}x its fps, "
+                     f"{r['cpu_s_per_frame'] / ref['cpu_s_per_frame']:.2f}x its CPU a frame")
     return "\n".join(lines)

@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="feed frames at this rate instead of unthrottled; reports capture-to-output latency")
     bench.add_argument("--background", "-b", default="blur", metavar="SPEC")
     bench.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    bench.add_argument("--reference", metavar="MEDIAPIPE_ONNX",
+                       help="also time an lfbw-style pipeline (MediaPipe selfie model, float blend) on the same "
+                       "clip, for scale")
     _add_model_args(bench)
     _add_quality_args(bench)
 
@@ -283,8 +286,15 @@ def cmd_bench(args) -> int:
 
     if args.frames < 1:
         raise VbgError("--frames must be at least 1")
+    if args.reference and not os.path.isfile(args.reference):
+        raise VbgError(f"reference model {args.reference} does not exist (the MediaPipe selfie ONNX, e.g. "
+                       "../shared/peers/mp_selfie_segmentation_landscape_144x256.onnx)")
     result = run_bench(settings_from_args(args), args.input, args.size, args.frames, paced_fps=args.paced,
                        log=lambda m: print(f"vbg: {m}", file=sys.stderr))
+    if args.reference:
+        from vbg.bench import run_reference
+
+        result["reference"] = run_reference(args.reference, args.input, args.size, args.frames, result["threads"])
     print(format_report(result))
     if args.json:
         print(json.dumps(result))
