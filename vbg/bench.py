@@ -138,7 +138,8 @@ def run_reference(model_path: str, clip: str | None, size: tuple[int, int] | Non
                   threads: int, log=print) -> dict:
     """An lfbw-style pipeline in the same run, for scale: Linux-Fake-Background-Webcam's approach as
     its README describes it (MediaPipe's selfie model, the float mask upscaled and softened at full
-    size, a full-size Gaussian blur of the room, a float32 blend in numpy, one loop, no threads).
+    size, a full-size 21x21 Gaussian blur of the room as its defaults say, a float32 blend in numpy,
+    one loop, no threads).
     Written here from that description; the model is ../shared/peers' MediaPipe ONNX (never shipped)."""
     import onnxruntime as ort
 
@@ -162,7 +163,7 @@ def run_reference(model_path: str, clip: str | None, size: tuple[int, int] | Non
             x = cv2.resize(rgb, (256, 144), interpolation=cv2.INTER_AREA).astype(np.float32)[None] / 255.0
             mask = session.run(None, {"input": x})[0][0, :, :, 0]
             mask = cv2.blur(cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR), (9, 9))[..., None]
-            room = cv2.GaussianBlur(frame, (0, 0), 0.027 * h)
+            room = cv2.GaussianBlur(frame, (21, 21), 7)  # lfbw's defaults: --background-blur 21, sigma k/3
             _ = (frame * mask + room * (1.0 - mask)).astype(np.uint8)  # what lfbw writes to its device
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         cap.release()
