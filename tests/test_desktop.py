@@ -169,3 +169,48 @@ def test_readme_names_every_package_ci_installs_for_the_window():
     apt_line = re.search(r"sudo apt-get install --no-install-recommends xvfb(.*?)```", readme, re.S).group(1)
     named = set(apt_line.replace("\\", " ").split())
     assert set(window_libs) <= named and {"xdotool", "trayer", "gcc", "desktop-file-utils", "appstream"} <= named
+
+
+@pytest.mark.integration
+def test_start_at_login_waits_for_a_tray_that_comes_late(tmp_path):
+    """At login the panel (and its tray) often starts after vbg: `vbg gui --tray` waits for it
+    instead of popping the window up."""
+    for tool in ("Xvfb", "trayer", "xdotool"):
+        assert shutil.which(tool), f"{tool} is missing: .ci/run installs it"
+    display = f":{200 + os.getpid() % 50}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    env = dict(os.environ, DISPLAY=display, VBG_MODEL=str(MODEL))
+    env.pop("QT_QPA_PLATFORM", None)
+    app = subprocess.Popen([sys.executable, "-m", "vbg", "gui", "--tray", "--input", str(CLIP_720P), "--loop",
+                            "--no-vcam", "--duration", "25"], env=env, stderr=subprocess.PIPE, text=True)
+    tray = None
+    try:
+        time.sleep(4.0)                                               # vbg is up, no tray yet
+        tray = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--width", "10", "--height", "24"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline:
+            r = subprocess.run([sys.executable, "-m", "vbg", "ctl", "status"], capture_output=True, text=True,
+                               env=env, timeout=30)
+            if r.returncode == 0 and json.loads(r.stdout)["fps"] > 0:
+                status = json.loads(r.stdout)
+                break
+            time.sleep(0.5)
+        assert status is not None, "vbg did not run"
+        time.sleep(2.0)
+        shown = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "virtual background"],
+                               capture_output=True, text=True, env=env)
+        assert shown.stdout.strip() == ""                             # still hidden: it went to the tray
+    finally:
+        app.terminate()
+        _, err = app.communicate(timeout=30)
+        if tray is not None:
+            tray.terminate()
+            tray.wait()
+        xvfb.terminate()
+        xvfb.wait()
+    assert "running in the tray: click its icon for the window" in err
+    assert "showing the window" not in err

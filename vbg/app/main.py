@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from vbg.errors import VbgError
 from vbg.settings import Settings
@@ -44,11 +45,9 @@ def run_gui(settings: Settings, saved: Settings, duration: float | None = None,
     hotkeys = GlobalHotkeys()
     hotkeys.command.connect(lambda verb: window.handle_command(verb, []))
     log.info("%s", hotkeys.state)
-    if window.start_in_tray:
-        log.info("running in the tray: click its icon for the window")
+    if tray:
+        wait_for_tray(window)
     else:
-        if tray:
-            log.info("no tray on this desktop: showing the window")
         window.show()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: window.quit())
@@ -71,6 +70,32 @@ def run_gui(settings: Settings, saved: Settings, duration: float | None = None,
         server.close()
         if window.pipeline is not None:
             window.pipeline.stop()
+
+
+TRAY_WAIT_S = 15.0
+
+
+def wait_for_tray(window) -> None:
+    """`vbg gui --tray` (start at login): the panel holding the tray often starts after vbg, so wait
+    for it a while before giving up and showing the window."""
+    from PySide6.QtCore import QTimer
+
+    if window.tray.attach():
+        log.info("running in the tray: click its icon for the window")
+        return
+    deadline = time.monotonic() + TRAY_WAIT_S
+
+    def check():
+        if window.tray.attach():
+            timer.stop()
+            log.info("running in the tray: click its icon for the window")
+        elif time.monotonic() > deadline:
+            timer.stop()
+            log.info("no tray on this desktop after %g s: showing the window", TRAY_WAIT_S)
+            window.show()
+
+    timer = QTimer(window, interval=500, timeout=check)
+    timer.start()
 
 
 # what a second `vbg gui` can hand to the window already running, and the command that does it

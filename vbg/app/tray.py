@@ -48,16 +48,25 @@ class Tray:
 
     def __init__(self, menu: TrayMenu, icon: QIcon, on_activate: Callable[[], None]):
         self.menu = menu
-        self.available = QSystemTrayIcon.isSystemTrayAvailable()
+        self._picture, self._on_activate = icon, on_activate
         self.icon: QSystemTrayIcon | None = None
-        if self.available:
-            self.icon = QSystemTrayIcon(icon)
-            self.icon.setToolTip("vbg — virtual background")
-            self.icon.setContextMenu(menu)
-            self.icon.activated.connect(
-                lambda reason: on_activate() if reason == QSystemTrayIcon.ActivationReason.Trigger else None)
-            self.icon.show()
         self._told = False
+        self.attach()
+
+    @property
+    def available(self) -> bool:
+        return self.icon is not None
+
+    def attach(self) -> bool:
+        """Shows the icon if the desktop has a tray now (at login the panel may come after vbg)."""
+        if self.icon is None and QSystemTrayIcon.isSystemTrayAvailable():
+            self.icon = QSystemTrayIcon(self._picture)
+            self.icon.setToolTip("vbg — virtual background")
+            self.icon.setContextMenu(self.menu)
+            self.icon.activated.connect(
+                lambda reason: self._on_activate() if reason == QSystemTrayIcon.ActivationReason.Trigger else None)
+            self.icon.show()
+        return self.icon is not None
 
     @property
     def visible(self) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPainter, QPen, QPixmap, QShortcut
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
                                QLabel, QListWidget, QListWidgetItem, QMainWindow, QPushButton, QScrollArea,
                                QSlider, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
         self.tray_menu = TrayMenu(self.handle_command, self.status_dict, lambda: self.choices,
                                   show_window=lambda: self.cmd_raise([]), quit_app=self.quit)
         self.tray = Tray(self.tray_menu, self.windowIcon(), on_activate=self._toggle_visible)
-        self.start_in_tray = start_in_tray and self.tray.available
+        self.start_in_tray = start_in_tray
         self._status_timer = QTimer(self, interval=1000, timeout=self._update_status)
         self._status_timer.start()
         self._cycle_timer = QTimer(self, timeout=lambda: self.step_background(1))
@@ -741,6 +741,8 @@ class MainWindow(QMainWindow):
         while a tray icon is there to bring it back."""
         self._quitting = True
         self.close()
+        # a window that was never shown (started in the tray) does not end the event loop by closing
+        QApplication.instance().quit()
 
     def screenshot(self, path: str) -> bool:
         return self.grab().save(path, "PNG")
