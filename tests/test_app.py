@@ -5,12 +5,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from conftest import CLIP_720P, MODEL, run_vbg
 from vbg.app import gallery
@@ -458,3 +460,42 @@ def test_room_photos_download_into_the_gallery_with_credits(window, qtbot, tmp_p
     assert {"Office 1", "Office 5", "Nature 3"} <= set(labels)
     assert "Apache-2.0" in (gallery.user_folder() / "CREDITS.txt").read_text()
     assert window.select_name("Office 2") and window.settings.composite.background.endswith("Office_2.jpg")
+
+
+def test_ctl_connections_do_not_pile_up_in_a_long_running_window(qtbot, tmp_path):
+    """Found in a 30-minute soak driven by `vbg ctl`: each call left its socket and two references
+    to None behind in the window for good."""
+    import socket as pysocket
+    import threading
+
+    from PySide6.QtNetwork import QLocalSocket
+
+    from vbg.app.control import ControlServer
+
+    name = tempfile.mktemp(prefix="vbgctl", dir="/tmp")
+    server = ControlServer(lambda command, args: {"ok": True, "paused": None, "fps": 0.0}, name=name)
+    replies = []
+
+    def client(n):
+        for _ in range(n):
+            with pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM) as s:
+                s.connect(name)
+                s.sendall(b'{"command": "status"}\n')
+                replies.append(s.makefile().readline())
+
+    try:
+        for rounds in (10, 60):
+            thread = threading.Thread(target=client, args=(rounds,))
+            before = sys.getrefcount(None)
+            thread.start()
+            qtbot.waitUntil(lambda: not thread.is_alive(), timeout=30000)
+            qtbot.wait(200)
+            for _ in range(3):
+                QApplication.processEvents()
+                QApplication.sendPostedEvents(None, 0)            # the deferred deletes
+        grew = sys.getrefcount(None) - before
+        sockets = server._server.findChildren(QLocalSocket)
+        assert len(replies) == 70 and all('"ok": true' in r for r in replies)
+        assert not server._buffers and len(sockets) == 0 and grew < 20, (len(sockets), grew)
+    finally:
+        server.close()

@@ -52,7 +52,13 @@ class ControlServer:
             conn = self._server.nextPendingConnection()
             self._buffers[conn] = b""
             conn.readyRead.connect(lambda c=conn: self._read(c))
-            conn.disconnected.connect(lambda c=conn: self._buffers.pop(c, None) and None)
+            conn.disconnected.connect(lambda c=conn: self._forget(c))
+
+    def _forget(self, conn) -> None:
+        """A finished connection: its buffer and the socket itself go (one per `vbg ctl` call, for as
+        long as the window runs)."""
+        self._buffers.pop(conn, None)
+        conn.deleteLater()
 
     def _read(self, conn) -> None:
         self._buffers[conn] = self._buffers.get(conn, b"") + bytes(conn.readAll())
