@@ -6,7 +6,7 @@ import shutil
 import cv2
 import numpy as np
 
-from conftest import STILLS, VIDEO_GT, run_vbg
+from conftest import SHARED, STILLS, VIDEO_GT, run_vbg
 from vbg import metrics
 import pytest
 
@@ -98,3 +98,15 @@ def test_composite_error_against_the_plate_and_the_fine_edge_lowers_it(segmenter
     # measured on all 78 frames: 37.1 -> 28.4 over white, 19.1 -> 17.0 over black
     assert fine["pipeline"]["composite_edge_white"] < 0.9 * standard["pipeline"]["composite_edge_white"]
     assert fine["pipeline"]["composite_edge_black"] < standard["pipeline"]["composite_edge_black"]
+
+
+def test_stills_take_the_peers_as_baselines_and_worst_items_are_the_pipelines():
+    peers = SHARED / "peers"
+    r = run_vbg("eval", "--images", STILLS / "images", "--masks", STILLS / "masks", "--limit", 4, "-q",
+                "--baseline", f"rvm={peers / 'rvm_mobilenetv3_fp32.onnx'}",
+                "--baseline", f"mediapipe={peers / 'mp_selfie_segmentation_landscape_144x256.onnx'}", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(report["variants"]) == {"rvm", "mediapipe", "pipeline", "raw", "ema"}
+    assert all(0.5 < v["iou"] <= 1 for v in report["variants"].values())
+    assert report["worst_of"] == "pipeline" and "worst items (pipeline)" in r.stdout

@@ -315,16 +315,16 @@ def cmd_eval(args) -> int:
         raise VbgError("give either --images DIR --masks DIR, or --video FILE [--alpha DIR]")
     settings = settings_from_args(args)
     segmenter = open_segmenter(settings) if variants else None
+    baselines = {}
+    for item in args.baseline:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise VbgError(f"bad --baseline {item!r}: use NAME=PATH, e.g. rvm=rvm_mobilenetv3_fp32.onnx")
+        baselines[name.strip()] = path.strip()
     if args.images:
         report = eval_stills(args.images, args.masks, settings, segmenter, variants, args.pred, args.limit,
-                             progress=not args.quiet)
+                             progress=not args.quiet, baselines=baselines)
     else:
-        baselines = {}
-        for item in args.baseline:
-            name, sep, path = item.partition("=")
-            if not sep:
-                raise VbgError(f"bad --baseline {item!r}: use NAME=PATH, e.g. rvm=rvm_mobilenetv3_fp32.onnx")
-            baselines[name.strip()] = path.strip()
         report = eval_video(args.video, args.alpha, settings, segmenter, variants, args.pred, args.limit,
                             progress=not args.quiet, plate=args.plate, baselines=baselines)
     print(format_report(report))

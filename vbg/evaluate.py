@@ -117,7 +117,9 @@ def _variants(names, settings, segmenter, pred_dir, baselines=None):
 
 
 def eval_stills(images: str, masks: str, settings: Settings, segmenter: Segmenter | None,
-                variants=VARIANTS, pred_dir: str | None = None, limit: int | None = None, progress=True) -> dict:
+                variants=VARIANTS, pred_dir: str | None = None, limit: int | None = None, progress=True,
+                baselines: dict[str, str] | None = None) -> dict:
+    """Each variant and peer (`baselines`, reset before every photo) on each photo with a mask."""
     image_dir, mask_dir = Path(images), Path(masks)
     for d in (image_dir, mask_dir):
         if not d.is_dir():
@@ -130,7 +132,7 @@ def eval_stills(images: str, masks: str, settings: Settings, segmenter: Segmente
     if not pairs:
         raise VbgError(f"no image in {image_dir} has a mask with the same name in {mask_dir}")
     pairs = pairs[:limit] if limit else pairs
-    runs = _variants(variants, settings, segmenter, pred_dir)
+    runs = _variants(variants, settings, segmenter, pred_dir, baselines)
     scores = {v.name: [] for v in runs}
     bar = ProgressBar("eval stills", len(pairs)) if progress else None
     for i, (img_path, mask_path) in enumerate(pairs):
@@ -152,9 +154,10 @@ def eval_stills(images: str, masks: str, settings: Settings, segmenter: Segmente
         arr = np.array([r[1:] for r in rows])
         report["variants"][name] = {"iou": float(arr[:, 0].mean()), "boundary_f": float(arr[:, 1].mean()),
                                     "mad": float(arr[:, 2].mean())}
-    first = runs[0].name
+    first = "pipeline" if "pipeline" in scores else runs[0].name
     worst = sorted(scores[first], key=lambda r: r[1])[:5]
     report["worst"] = [{"item": r[0], "iou": round(r[1], 4), "boundary_f": round(r[2], 4)} for r in worst]
+    report["worst_of"] = first
     return report
 
 
@@ -229,9 +232,11 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
             for (colour, part), value in zip([(c, p) for c in ("black", "white") for p in ("all", "edge")], errors):
                 entry[f"composite_{part}_{colour}"] = float(value)
         report["variants"][v.name] = entry
-    if per_frame[runs[0].name]:
-        worst = sorted(per_frame[runs[0].name], key=lambda r: r[1])[:5]
+    first = "pipeline" if "pipeline" in per_frame else runs[0].name
+    if per_frame[first]:
+        worst = sorted(per_frame[first], key=lambda r: r[1])[:5]
         report["worst"] = [{"item": r[0], "iou": round(r[1], 4), "boundary_f": round(r[2], 4)} for r in worst]
+        report["worst_of"] = first
     return report
 
 
@@ -258,6 +263,6 @@ def format_report(report: dict) -> str:
             if ratios:
                 lines.append(f"{name} vs raw: " + ", ".join(ratios))
     if report.get("worst"):
-        first = next(iter(variants))
+        first = report.get("worst_of") or next(iter(variants))
         lines.append(f"worst items ({first}): " + ", ".join(f"{w['item']} (IoU {w['iou']:.3f})" for w in report["worst"]))
     return "\n".join(lines)
