@@ -346,9 +346,9 @@ class Pipeline:
         now = time.monotonic()
         t, n = self._rate
         frames = self.counters.frames_out
-        if now > t:
+        if now - t >= 0.5:  # a second caller right after the first (window, tray, soak) keeps the rate
             self.output_fps = (frames - n) / (now - t)
-        self._rate = (now, frames)
+            self._rate = (now, frames)
         ms = self.times.medians_text()
         cam = self.capture.state if self.capture.state != "live" else "live"
         gate = self.chain.gate
