@@ -496,6 +496,7 @@ def test_ctl_connections_do_not_pile_up_in_a_long_running_window(qtbot, tmp_path
         grew = sys.getrefcount(None) - before
         sockets = server._server.findChildren(QLocalSocket)
         assert len(replies) == 70 and all('"ok": true' in r for r in replies)
-        assert not server._buffers and len(sockets) == 0 and grew < 20, (len(sockets), grew)
+        # the old code: 70 sockets, and about 2 references to None per call (~120 over the last 60)
+        assert not server._buffers and len(sockets) == 0 and grew < 60, (len(sockets), grew)
     finally:
         server.close()
