@@ -206,11 +206,12 @@ def test_start_at_login_waits_for_a_tray_that_comes_late(tmp_path):
         assert shown.stdout.strip() == ""                             # still hidden: it went to the tray
     finally:
         app.terminate()
-        _, err = app.communicate(timeout=30)
-        if tray is not None:
-            tray.terminate()
-            tray.wait()
-        xvfb.terminate()
-        xvfb.wait()
+        try:
+            _, err = app.communicate(timeout=30)
+        finally:
+            for proc in (tray, xvfb):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait()
     assert "running in the tray: click its icon for the window" in err
     assert "showing the window" not in err
