@@ -31,6 +31,27 @@ def loopback_fix() -> str:
     return "install OBS Studio (28 or newer): its virtual camera is the device vbg writes to"
 
 
+class DeviceSize:
+    """Frames at the size a device was opened with, into one buffer: a frame a pixel wider or taller
+    (an odd size rounded down to even) is cropped, any other size (a camera that came back at another
+    resolution) is resized. Frames already at the size pass through untouched."""
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+        self._buffer: np.ndarray | None = None
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        if (h, w) == (self.height, self.width):
+            return image
+        if self._buffer is None:
+            self._buffer = np.empty((self.height, self.width, 3), np.uint8)
+        if 0 <= w - self.width <= 1 and 0 <= h - self.height <= 1:
+            np.copyto(self._buffer, image[: self.height, : self.width])
+            return self._buffer
+        return cv2.resize(image, (self.width, self.height), dst=self._buffer)
+
+
 class VirtualCamera:
     """pyvirtualcam in BGR (the conversion to the device's format happens in its C++ code).
 
@@ -61,22 +82,14 @@ class VirtualCamera:
         if self._fd is not None and not loopback.stream_on(self._fd):
             log.debug("%s: VIDIOC_STREAMON refused; the device may need a reload after vbg exits", self.device)
         self._next_check = time.monotonic() + self.CHECK_EVERY_S
-        self._resized = None
+        self._fit = DeviceSize(self.width, self.height)
 
     def send(self, image: np.ndarray) -> None:
         if self._fd is not None and time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + self.CHECK_EVERY_S
             if not os.path.exists(self.device) or loopback.is_gone(self._fd):
                 raise VbgError(f"{self.device} is gone")
-        h, w = image.shape[:2]
-        if (h, w) != (self.height, self.width):
-            if w == self.width + 1 and h == self.height:
-                image = np.ascontiguousarray(image[:, : self.width])
-            else:  # the camera came back at another size: keep the device's size
-                if self._resized is None:
-                    self._resized = np.empty((self.height, self.width, 3), np.uint8)
-                image = cv2.resize(image, (self.width, self.height), dst=self._resized)
-        self._cam.send(image)
+        self._cam.send(self._fit(image))
 
     def watch_readers(self) -> ReaderWatcher:
         return ReaderWatcher(self.device).start()

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from vbg.errors import VbgError
+from vbg.output import DeviceSize
 
 log = logging.getLogger("vbg")
 
@@ -182,7 +183,7 @@ class PipeWireCamera:
             self._pipeline.set_state(Gst.State.NULL)
             raise VbgError(f"no PipeWire camera: {error}")
         self._yuv = np.empty((self.height * 3 // 2, self.width), np.uint8)
-        self._resized: np.ndarray | None = None
+        self._fit = DeviceSize(self.width, self.height)
         self._readers: PipeWireReaders | None = None
         self._next_check = time.monotonic() + self.CHECK_EVERY_S
 
@@ -206,11 +207,7 @@ class PipeWireCamera:
             error = self._bus_error()
             if error:
                 raise VbgError(f"PipeWire stream failed: {error}")
-        if image.shape[:2] != (self.height, self.width):
-            if self._resized is None:
-                self._resized = np.empty((self.height, self.width, 3), np.uint8)
-            image = cv2.resize(image, (self.width, self.height), dst=self._resized)
-        cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=self._yuv)
+        cv2.cvtColor(self._fit(image), cv2.COLOR_BGR2YUV_I420, dst=self._yuv)
         # GStreamer keeps the buffer after push returns, so it gets its own copy of the frame
         flow = self._src.emit("push-buffer", self._Gst.Buffer.new_wrapped(self._yuv.tobytes()))
         if flow not in (self._Gst.FlowReturn.OK, self._Gst.FlowReturn.FLUSHING):

@@ -115,8 +115,10 @@ def hand_over(settings: Settings, given: list[str], send) -> int:
         if os.path.exists(value):
             value = os.path.abspath(value)
         reply = send(verb, [value])
-        (applied if reply.get("ok") else refused).append(f"--{flag} ({reply.get('error', 'applied')})"
-                                                         if not reply.get("ok") else f"--{flag}")
+        if reply.get("ok"):
+            applied.append(f"--{flag}")
+        else:
+            refused.append(f"--{flag} ({reply.get('error')})")
     send("raise")
     ignored = [f"--{f.replace('_', '-')}" for f in given if f not in HANDED_OVER and f != "loop"]
     words = "vbg: already running: brought its window forward"
