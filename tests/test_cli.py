@@ -30,9 +30,16 @@ def test_render_video_processes_every_frame_in_order_and_writes_alphas(tmp_path)
     truth = cv2.imread(str(VIDEO_GT / "alpha" / "000040.png"), cv2.IMREAD_GRAYSCALE) > 127
     pred = cv2.imread(str(alphas / "000040.png"), cv2.IMREAD_GRAYSCALE) > 127
     assert (truth & pred).sum() / (truth | pred).sum() > 0.9
-    again = tmp_path / "again"
-    run_vbg("render", VIDEO_GT / "input.avi", "-o", tmp_path / "o2.avi", "--alpha-dir", again, "-q")
+    again, blurred = tmp_path / "again", tmp_path / "blurred"
+    run_vbg("render", VIDEO_GT / "input.avi", "-o", tmp_path / "o2.avi", "--alpha-dir", again, "-b", BACKGROUND, "-q")
     assert np.array_equal(cv2.imread(str(again / "000077.png")), cv2.imread(str(alphas / "000077.png")))
+    # --edge auto: the fine edge for a replaced room, the standard one under a blur
+    run_vbg("render", VIDEO_GT / "input.avi", "-o", tmp_path / "o3.avi", "--alpha-dir", blurred, "-q")
+    standard = tmp_path / "standard"
+    run_vbg("render", VIDEO_GT / "input.avi", "-o", tmp_path / "o4.avi", "--alpha-dir", standard, "-q",
+            "-b", BACKGROUND, "--edge", "standard")
+    assert np.array_equal(cv2.imread(str(blurred / "000077.png")), cv2.imread(str(standard / "000077.png")))
+    assert not np.array_equal(cv2.imread(str(blurred / "000077.png")), cv2.imread(str(alphas / "000077.png")))
 
 
 def test_render_folder_is_per_image_and_transparent_gives_rgba(tmp_path):

@@ -12,13 +12,13 @@ import os
 import cv2
 import numpy as np
 
-from vbg.backgrounds import Background, Passthrough, parse_background
+from vbg.backgrounds import Background, BlurredRoom, Passthrough, parse_background
 from vbg.composite import Compositor
 from vbg.frames import Frame
 from vbg.model import resolve_model
 from vbg.models import load_model
 from vbg.segment import InferenceGate, Segmenter
-from vbg.settings import Settings
+from vbg.settings import Settings, resolve_edge
 from vbg.smooth import EdgeHold, MaskSmoother
 from vbg.timing import StageTimes
 
@@ -52,17 +52,24 @@ class MatteChain:
 
     def update(self, settings: Settings) -> None:
         """Applies changed settings from the next frame on (any thread; each field is one assignment)."""
-        smooth = settings.smooth
+        self._settings = settings
         if (settings.segment.adaptive == "auto") != (self.gate is not None):
             self.gate = InferenceGate() if settings.segment.adaptive == "auto" else None
-        self.smoother.strength = smooth.strength
+        self.smoother.strength = settings.smooth.strength
+        self.compositor.mirror = settings.composite.mirror
+        self._set_edge(self.compositor.upcoming_background)
+
+    def _set_edge(self, background: Background) -> None:
+        """The edge for this background ('auto': the fine edge where the room is replaced)."""
+        settings = resolve_edge(self._settings, room_replaced=not isinstance(background, BlurredRoom))
+        smooth = settings.smooth
         self.compositor.refiner.settings = settings.composite
         self.edge_hold.strength = smooth.edge_hold if smooth.strength > 0 else 0.0  # smoothing 0 = all off
         self.edge_hold.motion_levels = smooth.edge_motion_levels
-        self.compositor.mirror = settings.composite.mirror
 
     def set_background(self, background: Background) -> None:
         self.compositor.set_background(background)
+        self._set_edge(background)
 
     @property
     def background(self) -> Background:

@@ -12,13 +12,22 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import Background, Passthrough
+from vbg.regions import EDGE, PERSON, ROOM, GridToFrame, Region, cell_kinds, plan
 from vbg.settings import CompositeSettings
 from vbg.smooth import EdgeHold
 
 
 class EdgeRefiner:
     """Mask-grid probability -> full-resolution 8-bit alpha, steadied over time by `hold`
-    (vbg/smooth.py's EdgeHold, with the temporal smoothing it belongs to)."""
+    (vbg/smooth.py's EdgeHold, with the temporal smoothing it belongs to).
+
+    Per frame: `prepare` solves the filter on the grid and cuts the frame into regions (vbg/regions.py);
+    `refine` then fills one region of `alpha`, computing pixels only in the edge band. Calling the
+    refiner does both for the whole frame.
+    """
+
+    STRIP_PX, MIN_RUN_PX = 80, 32
+    SOFT_LEVELS = (3, 252)  # a held alpha closer than this to 0 or 1 may jump there unseen
 
     def __init__(self, settings: CompositeSettings, hold: EdgeHold | None = None):
         self.settings = settings
@@ -27,31 +36,62 @@ class EdgeRefiner:
         self._full_shape = None
         self._cshape = None  # grid buffers of the colour guide
         self._lifted: np.ndarray | None = None
+        self._a: np.ndarray | None = None  # alpha*255 = a . guide + b, guide in 8-bit levels (None: a = 0)
+        self._track = False
+        self.alpha = np.empty((0, 0), np.uint8)
 
     def reset(self) -> None:
         self.hold.reset()
+        if self._grid_shape is not None:
+            self._shown.fill(EDGE)
 
     def _grid_buffers(self, shape):
         if self._grid_shape != shape:
             self._gi = np.empty(shape, np.float32)
             self._mi, self._mp, self._mip, self._mii = (np.empty(shape, np.float32) for _ in range(4))
-            self._a, self._b, self._t = (np.empty(shape, np.float32) for _ in range(3))
+            self._ga, self._b, self._t = (np.empty(shape, np.float32) for _ in range(3))
             self._ggray = np.empty(shape, np.uint8)
-            self._grid_shape = shape
+            self._room, self._person = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._kinds = np.empty(shape, np.uint8)
+            self._shown = np.full(shape, EDGE, np.uint8)  # each cell's kind as last frame's alpha shows it
+            self._cells_lo, self._cells_hi = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._grid_shape, self._full_shape = shape, None
 
     def _full_buffers(self, shape):
         if self._full_shape != shape:
-            self.gray = np.empty(shape, np.uint8)
-            self._A, self._B = np.empty(shape, np.float32), np.empty(shape, np.float32)
-            self.alpha = np.empty(shape, np.uint8)
+            h, w = shape
+            self._held_alpha = np.zeros(shape, np.uint8)   # last frame's alpha, before any post-processing
+            self._post = None
+            self._new = np.empty(shape, np.uint8)
+            self._gray = np.empty(shape, np.uint8)
+            self._guide = np.empty((h + 2, w + 2, 3), np.uint8)  # with a 1-pixel margin for its blur
+            self._A, self._B, self._T = (np.empty(shape, np.float32) for _ in range(3))
+            self._A3, self._T3 = np.empty(shape + (3,), np.float32), np.empty(shape + (3,), np.float32)
+            self._soft = np.empty(shape, np.uint8)
             self._kernels = {}
-            self._region = np.empty(shape, np.uint8)
-            self._guide = np.empty(shape + (3,), np.uint8)
+            self._mapping = GridToFrame(self._grid_shape, shape)
             self._full_shape = shape
+        self.alpha = self._held_alpha
+
+    @property
+    def mapping(self) -> GridToFrame:
+        return self._mapping
+
+    @property
+    def post_processed(self) -> bool:
+        s = self.settings
+        return s.threshold is not None or s.erode > 0 or s.feather > 0
 
     def __call__(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Returns the full-size alpha (uint8, an internal buffer reused next call)."""
+        for region in self.prepare(image, small, mask):
+            self.refine(image, region)
+        return self.finish()
+
+    def prepare(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray) -> list[Region]:
+        """Solves the edge filter on the grid for this frame; returns the regions to `refine`."""
         h, w = image.shape[:2]
+        self._grid_buffers(mask.shape)
         self._full_buffers((h, w))
         s = self.settings
         if s.refine and s.mask_gamma != 1.0:
@@ -62,22 +102,121 @@ class EdgeRefiner:
             cv2.pow(mask, s.mask_gamma, self._lifted)
             mask = self._lifted
         if s.refine and s.color_guide:
-            self._guided_color(image, small, mask)
-            self.gray = self.hold(self.alpha, self.gray)
+            self._guided_color(small, mask)
         elif s.refine:
-            self._guided(image, small, mask)
-            self.gray = self.hold(self.alpha, self.gray)
+            self._guided(small, mask)
         else:
-            cv2.resize(mask, (w, h), dst=self._A, interpolation=cv2.INTER_LINEAR)
-            cv2.multiply(self._A, 255.0, self.alpha, dtype=cv2.CV_8U)
+            self._a = None
+            np.multiply(mask, 255.0, out=self._b)
+        gray = self.hold.frame_gray((h, w)) if s.refine else None
+        holding = gray is not None and self.hold.active
+        if gray is None and s.refine and not s.color_guide:
+            gray = self._gray
+        if gray is not None:
+            # the guide through a 3x3 box: the coefficients carry the edge's gain to every pixel, sensor
+            # noise included, and the box halves the edge shimmer that causes (measured on video_gt)
+            cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=gray)
+            cv2.blur(gray, (3, 3), dst=gray)
+        self._frame_gray = gray
+        # the alpha a cell can reach over any guide value: where it cannot rise above 0 (or fall below
+        # 1) the cell is room (person) whatever the pixels (the snap makes most of the frame so)
+        lo, hi = self._mi, self._mii  # free once the coefficients are solved
+        if self._a is None:
+            lo.fill(0.0)
+            hi.fill(0.0)
+        else:
+            planes = cv2.split(self._a) if self._a.ndim == 3 else (self._a,)
+            np.minimum(planes[0], 0.0, out=lo)
+            np.maximum(planes[0], 0.0, out=hi)
+            for p in planes[1:]:
+                lo += np.minimum(p, 0.0)
+                hi += np.maximum(p, 0.0)
+        np.multiply(hi, 255.0, out=hi)
+        np.add(hi, self._b, out=hi)
+        cv2.compare(hi, 0.5, cv2.CMP_LE, dst=self._room)
+        np.multiply(lo, 255.0, out=lo)
+        np.add(lo, self._b, out=lo)
+        cv2.compare(lo, 254.5, cv2.CMP_GE, dst=self._person)
+        kinds = cell_kinds(self._room, self._person, self._kinds)
+        if self.post_processed:
+            kinds.fill(EDGE)  # erode and feather reach across regions: one region, the whole frame
+        if holding:
+            # where last frame's alpha was not already this cell's 0 or 1 (an edge still fading out, the
+            # person or room a still frame's mask flipped), the hold blends the two: work to do
+            kinds[kinds != self._shown] = EDGE
+        self._track = s.refine and self.hold.strength > 0
+        return plan(kinds, self._mapping, self.STRIP_PX, self.MIN_RUN_PX)
+
+    def refine(self, image: np.ndarray, region: Region) -> np.ndarray:
+        """Fills `region` of the alpha; returns it (a view)."""
+        y0, y1, x0, x1 = region.pixels
+        out = self._held_alpha[y0:y1, x0:x1]
+        if region.kind != EDGE:
+            out.fill(255 if region.kind == PERSON else 0)
+            if self._track:
+                cy0, cy1, cx0, cx1 = region.cells
+                self._shown[cy0:cy1, cx0:cx1] = region.kind
+            return out
+        m = self._mapping
+        B = m.upsample(self._b, region, self._B)
+        if self._a is None:
+            cv2.convertScaleAbs(B, out)  # b >= 0 here: the plain bilinear mask
+            return out
+        rh, rw = y1 - y0, x1 - x0
+        new, T = self._new[:rh, :rw], self._T[:rh, :rw]
+        if self._a.ndim == 3:
+            # the colour guide through the same 3x3 box, with its real neighbours (a pixel of margin)
+            h, w = image.shape[:2]
+            ey0, ey1, ex0, ex1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
+            guide = self._guide[:ey1 - ey0, :ex1 - ex0]
+            cv2.blur(image[ey0:ey1, ex0:ex1], (3, 3), dst=guide)
+            guide = guide[y0 - ey0:y0 - ey0 + rh, x0 - ex0:x0 - ex0 + rw]
+            A, T3 = m.upsample(self._a, region, self._A3), self._T3[:rh, :rw]
+            cv2.multiply(guide, A, T3, dtype=cv2.CV_32F)
+            cv2.transform(T3, _SUM3, T)
+        else:
+            A = m.upsample(self._ga, region, self._A)
+            cv2.multiply(self._frame_gray[y0:y1, x0:x1], A, T, dtype=cv2.CV_32F)
+        cv2.add(T, B, new, dtype=cv2.CV_8U)
+        self.hold(new, out, region.pixels)
+        np.copyto(out, new)
+        if self._track:
+            self._track_shown(out, region)
+        return out
+
+    def _track_shown(self, alpha: np.ndarray, region: Region) -> None:
+        """Which cells of an edge region came out all room or all person (within SOFT_LEVELS)."""
+        cy0, cy1, cx0, cx1 = region.cells
+        size = (cx1 - cx0, cy1 - cy0)
+        mark, lo, hi = self._soft[:alpha.shape[0], :alpha.shape[1]], self._cells_lo, self._cells_hi
+        lo, hi = lo[:size[1], :size[0]], hi[:size[1], :size[0]]
+        cv2.compare(alpha, self.SOFT_LEVELS[0], cv2.CMP_GE, dst=mark)   # not room
+        cv2.resize(mark, size, dst=lo, interpolation=cv2.INTER_AREA)    # > 0 where any pixel is
+        cv2.compare(alpha, self.SOFT_LEVELS[1], cv2.CMP_LE, dst=mark)   # not person
+        cv2.resize(mark, size, dst=hi, interpolation=cv2.INTER_AREA)
+        shown = self._shown[cy0:cy1, cx0:cx1]
+        shown.fill(EDGE)
+        shown[lo == 0] = ROOM
+        shown[hi == 0] = PERSON
+
+    def finish(self) -> np.ndarray:
+        """The frame's alpha, after the optional threshold, erosion and feathering."""
+        s = self.settings
+        if not self.post_processed:
+            self.alpha = self._held_alpha
+            return self.alpha
+        if self._post is None:
+            self._post = np.empty_like(self._held_alpha)
+        self.alpha = alpha = self._post
+        np.copyto(alpha, self._held_alpha)
         if s.threshold is not None:
-            cv2.threshold(self.alpha, s.threshold * 255, 255, cv2.THRESH_BINARY, dst=self.alpha)
+            cv2.threshold(alpha, s.threshold * 255, 255, cv2.THRESH_BINARY, dst=alpha)
         if s.erode > 0:
-            cv2.erode(self.alpha, self._kernel(s.erode), dst=self.alpha)
+            cv2.erode(alpha, self._kernel(s.erode), dst=alpha)
         if s.feather > 0:
             k = 2 * s.feather + 1
-            cv2.GaussianBlur(self.alpha, (k, k), 0, dst=self.alpha)
-        return self.alpha
+            cv2.GaussianBlur(alpha, (k, k), 0, dst=alpha)
+        return alpha
 
     def _kernel(self, px):
         k = self._kernels.get(px)
@@ -85,11 +224,9 @@ class EdgeRefiner:
             k = self._kernels[px] = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
         return k
 
-    def _guided(self, image, small, mask):
-        self._grid_buffers(mask.shape)
-        h, w = image.shape[:2]
+    def _guided(self, small, mask):
         r = (2 * self.settings.radius + 1,) * 2
-        gi, mi, mp, mip, mii, a, b = self._gi, self._mi, self._mp, self._mip, self._mii, self._a, self._b
+        gi, mi, mp, mip, mii, a, b = self._gi, self._mi, self._mp, self._mip, self._mii, self._ga, self._b
         cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._ggray)
         cv2.multiply(self._ggray, 1.0 / 255.0, gi, dtype=cv2.CV_32F)
         cv2.boxFilter(gi, -1, r, dst=mi)
@@ -113,108 +250,59 @@ class EdgeRefiner:
         np.multiply(a, gain, out=a)
         np.subtract(b, self.settings.snap, out=b)
         np.multiply(b, 255.0 * gain, out=b)
-        cv2.resize(a, (w, h), dst=self._A, interpolation=cv2.INTER_LINEAR)
-        cv2.resize(b, (w, h), dst=self._B, interpolation=cv2.INTER_LINEAR)
-        cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=self.gray)
-        # The coefficients carry the edge's gain to every full-size pixel, sensor noise included; a
-        # 3x3 box on the guide halves the edge shimmer that causes (measured on video_gt).
-        cv2.blur(self.gray, (3, 3), dst=self.gray)
-        cv2.multiply(self.gray, self._A, self._A, dtype=cv2.CV_32F)
-        cv2.add(self._A, self._B, self.alpha, dtype=cv2.CV_8U)
+        self._a = a
 
-    def _guided_color(self, image, small, mask):
+    def _guided_color(self, small, mask):
         """The guided filter with the frame's colour as the guide (He et al.'s colour version): skin or
         hair against a wall of the same brightness but another hue still gets an edge, where the grey
-        guide sees none and lets the mask's blur through (ears and hair cut off over light walls)."""
-        self._grid_buffers(mask.shape)
-        h, w = image.shape[:2]
+        guide sees none and lets the mask's blur through (ears and hair cut off over light walls).
+        Channel by channel on contiguous planes (numpy is slow on interleaved channels)."""
         r = (2 * self.settings.radius + 1,) * 2
         gh, gw = mask.shape
         if self._cshape != mask.shape:
-            self._gc = np.empty((gh, gw, 3), np.float32)
-            self._mc, self._mcp = np.empty((gh, gw, 3), np.float32), np.empty((gh, gw, 3), np.float32)
-            self._cov = np.empty((gh, gw, 6), np.float32)
             self._ac = np.empty((gh, gw, 3), np.float32)
             self._cshape = mask.shape
-        gc, mc, mcp, cov, ac, mp = self._gc, self._mc, self._mcp, self._cov, self._ac, self._mp
-        cv2.multiply(small, 1.0 / 255.0, gc, dtype=cv2.CV_32F)
-        cv2.boxFilter(gc, -1, r, dst=mc)
-        cv2.boxFilter(mask, -1, r, dst=mp)
-        np.multiply(gc, mask[..., None], out=mcp)
-        cv2.boxFilter(mcp, -1, r, dst=mcp)
-        mcp -= mc * mp[..., None]                                   # cov(I_c, p)
-        pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-        for k, (i, j) in enumerate(pairs):
-            cov[..., k] = cv2.boxFilter(gc[..., i] * gc[..., j], -1, r) - mc[..., i] * mc[..., j]
+
+        def box(x):
+            return cv2.boxFilter(x, -1, r)
+
+        guide = [p.astype(np.float32) * np.float32(1.0 / 255.0) for p in cv2.split(small)]
+        mean = [box(p) for p in guide]
+        mp = box(mask)
+        cov = [box(p * mask) - m * mp for p, m in zip(guide, mean)]                 # cov(I_c, p)
         eps = self.settings.eps
-        a00, a01, a02, a11, a12, a22 = (cov[..., k] + (eps if i == j else 0.0) for k, (i, j) in enumerate(pairs))
+        v = {(i, j): box(guide[i] * guide[j]) - mean[i] * mean[j] + (eps if i == j else 0.0)
+             for i in range(3) for j in range(i, 3)}
+        a00, a01, a02, a11, a12, a22 = v[0, 0], v[0, 1], v[0, 2], v[1, 1], v[1, 2], v[2, 2]
         # inverse of the symmetric 3x3 (var(I) + eps U), times cov(I, p)
         i00, i01, i02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
         i11, i12, i22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
-        det = a00 * i00 + a01 * i01 + a02 * i02
-        c0, c1, c2 = mcp[..., 0], mcp[..., 1], mcp[..., 2]
-        ac[..., 0] = (i00 * c0 + i01 * c1 + i02 * c2) / det
-        ac[..., 1] = (i01 * c0 + i11 * c1 + i12 * c2) / det
-        ac[..., 2] = (i02 * c0 + i12 * c1 + i22 * c2) / det
+        inv_det = 1.0 / (a00 * i00 + a01 * i01 + a02 * i02)
+        c0, c1, c2 = cov
+        ac = [(i00 * c0 + i01 * c1 + i02 * c2) * inv_det, (i01 * c0 + i11 * c1 + i12 * c2) * inv_det,
+              (i02 * c0 + i12 * c1 + i22 * c2) * inv_det]
         b = self._b
-        np.subtract(mp, (ac * mc).sum(axis=2), out=b)
-        cv2.boxFilter(ac, -1, r, dst=ac)
+        np.subtract(mp, ac[0] * mean[0] + ac[1] * mean[1] + ac[2] * mean[2], out=b)
         cv2.boxFilter(b, -1, r, dst=b)
         gain = 1.0 / (1.0 - 2.0 * self.settings.snap)
-        ac *= gain / 255.0
+        # alpha*255 = ac . guide + b, the guide in 8-bit levels
+        cv2.merge([box(c) * np.float32(gain) for c in ac], dst=self._ac)
         np.subtract(b, self.settings.snap, out=b)
         np.multiply(b, 255.0 * gain, out=b)
-        # Away from the edge the coefficients vanish and alpha is b, saturated to 0 or 255 by the snap:
-        # a cheap 8-bit upscale. Only pixels near the edge get the colour product, evaluated at exactly
-        # the points (and with the same bilinear weights) a full-size resize would give them.
-        cv2.max(b, 0.0, dst=self._t)
-        cv2.convertScaleAbs(self._t, self._ggray)  # (on the clamped copy: it takes absolute values)
-        cv2.resize(self._ggray, (w, h), dst=self.alpha, interpolation=cv2.INTER_LINEAR)
-        active = ((np.abs(ac).sum(axis=2) * 255.0 > 0.5) | ((b > 0.5) & (b < 254.5))).astype(np.uint8)
-        cv2.dilate(active, None, dst=active)
-        xs, ys = edge_points(active, (h, w), self._region)
-        if xs.size:
-            mx, my = grid_coords(xs, ys, (gh, gw), (h, w))
-            coef = np.concatenate([ac, b[..., None]], axis=2)
-            at = sample(coef, mx, my)
-            # the guide through a 3x3 box, as for grey: sensor noise would otherwise become edge shimmer
-            cv2.blur(image, (3, 3), dst=self._guide)
-            guide = np.take(self._guide.reshape(-1, 3), ys * w + xs, axis=0)
-            values = np.einsum("ij,ij->i", guide, at[:, :3]) * 255.0 + at[:, 3]
-            self.alpha[ys, xs] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=self.gray)
-        cv2.blur(self.gray, (3, 3), dst=self.gray)                  # the hold's motion test uses it
+        self._a = self._ac
 
 
-def edge_points(active: np.ndarray, full: tuple[int, int], region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Full-size (x, y) of the pixels under active grid cells."""
-    cv2.resize(active, (full[1], full[0]), dst=region, interpolation=cv2.INTER_NEAREST)
-    pts = cv2.findNonZero(region)
-    if pts is None:
-        return np.empty(0, np.intp), np.empty(0, np.intp)
-    pts = pts.reshape(-1, 2)
-    return pts[:, 0].astype(np.intp), pts[:, 1].astype(np.intp)
-
-
-def grid_coords(xs: np.ndarray, ys: np.ndarray, grid: tuple[int, int], full: tuple[int, int]):
-    """Where full-size pixels fall on the grid, as cv2.resize's bilinear upscaling places them."""
-    return ((xs + 0.5) * (grid[1] / full[1]) - 0.5).astype(np.float32), \
-        ((ys + 0.5) * (grid[0] / full[0]) - 0.5).astype(np.float32)
-
-
-def sample(grid_image: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
-    """Bilinear samples of a multi-channel grid image at (mx, my): (N, channels)."""
-    n, cols = mx.size, 4096                      # remap takes at most 32767 columns: fold the points
-    rows = -(-n // cols)
-    pad = rows * cols - n
-    fx, fy = (np.pad(v, (0, pad)).reshape(rows, cols) for v in (mx, my))
-    out = cv2.remap(grid_image, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(rows * cols, -1)[:n]
+_SUM3 = np.ones((1, 3), np.float32)
 
 
 class Compositor:
     """frame + mask -> output image, at the frame's full size. Not thread-safe: one thread composes;
-    `background` may be swapped from another thread between frames."""
+    `background` may be swapped from another thread between frames.
+
+    Region by region (vbg/regions.py): the room and the person are copies, and only the edge band is
+    refined and blended (with `decontaminate`, with the person's own colour at the edge)."""
+
+    SOFT = (12, 243)  # nearer 0 or 1 the pasted colour hardly shows: left as the camera's
 
     def __init__(self, matte: CompositeSettings, background: Background, mirror: bool = False,
                  hold: EdgeHold | None = None):
@@ -225,9 +313,9 @@ class Compositor:
         self._shape = None
         self._outputs = None
         self._turn = 0
-        self._image: np.ndarray | None = None  # the last frame composed
-        self._edge = None                       # (x, y, colour, alpha) of its decontaminated edge pixels
-        self._soft: np.ndarray | None = None    # where 0 < alpha < 1 (the decontaminated pixels)
+        self._image: np.ndarray | None = None   # the last frame composed
+        self._colour: np.ndarray | None = None  # its colour with the person's own at the edge (offline)
+        self._grid_colours = None
 
     def _buffers(self, shape):
         if self._shape != shape:
@@ -235,53 +323,84 @@ class Compositor:
             self._inv3 = np.empty(shape, np.uint8)
             self._fg = np.empty(shape, np.uint8)
             self._blend = np.empty(shape, np.uint8)
+            self._soft = np.empty(shape[:2], np.uint8)
+            self._paste = np.empty(shape, np.uint8)
+            self._est, self._tmp = np.empty(shape, np.float32), np.empty(shape, np.float32)
+            self._f_hat, self._b_hat = np.empty(shape, np.float32), np.empty(shape, np.float32)
             # two outputs, so the previous one stays valid while the next is composed (preview, vcam)
             self._outputs = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
             self._shape = shape
 
-    def _decontaminate(self, image, small, mask, alpha) -> None:
+    def _local_colours(self, small: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The local person and room colours, F^ and B^, averaged on the grid."""
+        gh, gw = mask.shape
+        if self._grid_colours is None or self._grid_colours[0].shape[:2] != (gh, gw):
+            self._grid_colours = tuple(np.empty((gh, gw, 3), np.float32) for _ in range(2)) + \
+                tuple(np.empty((gh, gw), np.float32) for _ in range(2))
+        f_hat, b_hat, fw, bw = self._grid_colours
+        r = (7, 7)
+        np.multiply(small, mask[..., None], out=f_hat)
+        np.subtract(small, f_hat, out=b_hat)                                  # small * (1 - mask)
+        cv2.boxFilter(f_hat, -1, r, dst=f_hat)
+        cv2.boxFilter(b_hat, -1, r, dst=b_hat)
+        cv2.boxFilter(mask, -1, r, dst=fw)
+        np.subtract(1.0, mask, out=bw)
+        cv2.boxFilter(bw, -1, r, dst=bw)
+        np.divide(f_hat, (fw + 1e-4)[..., None], out=f_hat)
+        np.divide(b_hat, (bw + 1e-4)[..., None], out=b_hat)
+        return f_hat, b_hat
+
+    def _decontaminate(self, image: np.ndarray, region: Region, alpha: np.ndarray, alpha3: np.ndarray,
+                       fg: np.ndarray, colours: tuple[np.ndarray, np.ndarray]) -> None:
         """The person's own colour at the soft edge instead of the camera pixel, which there is part old
         room (the halo of the old wall, the colour fringe): blur-fusion foreground estimation (Germer et
-        al., 2021), F = F^ + a (I - a F^ - (1 - a) B^), with the local foreground and background colours
-        F^ and B^ averaged on the model grid, where it costs nothing, and applied only to the pixels
-        with 0 < alpha < 1. Leaves (x, y, F) in `_edge` for the blend."""
-        gh, gw = mask.shape
-        h, w = image.shape[:2]
-        if self._soft is None or self._soft.shape != (h, w):
-            self._soft = np.empty((h, w), np.uint8)
-        cv2.inRange(alpha, 12, 243, dst=self._soft)  # nearer 0 or 1 the pasted colour hardly shows
-        pts = cv2.findNonZero(self._soft)
-        if pts is None:
-            self._edge = None
+        al., 2021), F = F^ + a (I - a F^ - (1 - a) B^), with the local colours F^ and B^ from the grid.
+        Writes F a into `fg` where 0 < alpha < 1 (and F into the kept colour, offline)."""
+        y0, y1, x0, x1 = region.pixels
+        rh, rw = y1 - y0, x1 - x0
+        soft = self._soft[:rh, :rw]
+        cv2.inRange(alpha, *self.SOFT, dst=soft)
+        sx, sy, rw, rh = cv2.boundingRect(soft)  # often much less than the region: work only there
+        if not rw:
             return
-        pts = pts.reshape(-1, 2)
-        xs, ys = pts[:, 0].astype(np.intp), pts[:, 1].astype(np.intp)
-        r = (7, 7)
-        sm = small.astype(np.float32)
-        m = mask[..., None]
-        fw = cv2.boxFilter(mask, -1, r)[..., None] + 1e-4
-        bw = cv2.boxFilter(1.0 - mask, -1, r)[..., None] + 1e-4
-        colours = np.concatenate([cv2.boxFilter(sm * m, -1, r) / fw, cv2.boxFilter(sm * (1.0 - m), -1, r) / bw], axis=2)
-        mx, my = grid_coords(xs, ys, (gh, gw), (h, w))
-        at = sample(colours, mx, my)
-        f_hat, b_hat = at[:, :3], at[:, 3:]
-        a = alpha[ys, xs].astype(np.float32)[:, None] / 255.0
-        f = f_hat + a * (image[ys, xs] - a * f_hat - (1.0 - a) * b_hat)
-        self._edge = (xs, ys, np.clip(f, 0, 255), a)
+        within = (slice(sy, sy + rh), slice(sx, sx + rw))
+        alpha3, fg, soft = alpha3[within], fg[within], soft[within]
+        y0, x0 = y0 + sy, x0 + sx
+        y1, x1 = y0 + rh, x0 + rw
+        mapping = self.refiner.mapping
+        cover = mapping.covering((y0, y1, x0, x1))
+        inside = (slice(y0 - cover.pixels[0], y1 - cover.pixels[0]), slice(x0 - cover.pixels[2], x1 - cover.pixels[2]))
+        f_hat = mapping.upsample(colours[0], cover, self._f_hat)[inside]
+        b_hat = mapping.upsample(colours[1], cover, self._b_hat)[inside]
+        est, tmp, paste = self._est[:rh, :rw], self._tmp[:rh, :rw], self._paste[:rh, :rw]
+        cv2.subtract(f_hat, b_hat, tmp)
+        cv2.multiply(tmp, alpha3, tmp, 1.0 / 255.0, dtype=cv2.CV_32F)         # a (F^ - B^)
+        cv2.subtract(image[y0:y1, x0:x1], b_hat, est, dtype=cv2.CV_32F)
+        cv2.subtract(est, tmp, est)                                           # I - a F^ - (1 - a) B^
+        cv2.multiply(est, alpha3, est, 1.0 / 255.0, dtype=cv2.CV_32F)
+        cv2.add(est, f_hat, est)
+        np.clip(est, 0.0, 255.0, out=est)
+        if self._colour is not None:
+            cv2.convertScaleAbs(est, paste)
+            cv2.copyTo(paste, soft, self._colour[y0:y1, x0:x1])
+        cv2.multiply(est, alpha3, est, 1.0 / 255.0, dtype=cv2.CV_32F)
+        cv2.convertScaleAbs(est, paste)
+        cv2.copyTo(paste, soft, fg)
 
     @property
     def foreground(self) -> np.ndarray | None:
-        """The colour pasted where the person is, last frame (a new image when the edge was estimated)."""
-        if self._edge is None or self._image is None:
-            return self._image
-        xs, ys, f, _ = self._edge
-        out = self._image.copy()
-        out[ys, xs] = np.rint(f).astype(np.uint8)
-        return out
+        """The colour pasted where the person is, last frame (with the person's own colour at the
+        edge when it was estimated)."""
+        return self._colour if self._colour is not None else self._image
 
     def set_background(self, background: Background) -> None:
         """Takes effect at the next frame, on the composing thread (which then closes the old one)."""
         self._next_background = background
+
+    @property
+    def upcoming_background(self) -> Background:
+        """The background of the next frame."""
+        return self._next_background or self.background
 
     def compose(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray, need_alpha: bool = False) -> np.ndarray:
         """Returns the composited frame: always an internal buffer, valid until the call after next,
@@ -291,42 +410,71 @@ class Compositor:
             if old is not self.background:
                 old.close()
         background = self.background
-        if isinstance(background, Passthrough):
-            self._image, self._edge = image, None
-            if need_alpha:  # offline: the alpha, and the colour a cut-out would carry
-                alpha = self.refiner(image, small, mask)
-                if self.refiner.settings.decontaminate and self.refiner.settings.refine:
-                    self._decontaminate(image, small, mask, alpha)
-            self._buffers(image.shape)
-            if self.mirror:
-                result = image
-            else:
-                self._turn ^= 1
-                result = self._outputs[self._turn]
-                np.copyto(result, image)
-        else:
-            self._buffers(image.shape)
-            alpha = self.refiner(image, small, mask)
-            self._image, self._edge = image, None
-            if self.refiner.settings.decontaminate and self.refiner.settings.refine:
-                self._decontaminate(image, small, mask, alpha)
-            bg = background.render(image.shape, small, mask)
-            cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=self._alpha3)
-            cv2.bitwise_not(self._alpha3, self._inv3)
-            cv2.multiply(image, self._alpha3, self._fg, 1.0 / 255.0)
-            if self._edge is not None:
-                xs, ys, f, a = self._edge
-                self._fg[ys, xs] = np.rint(f * a).astype(np.uint8)
-            cv2.multiply(bg, self._inv3, self._blend, 1.0 / 255.0)
-            result = self._blend
-            if not self.mirror:
-                self._turn ^= 1
-                result = self._outputs[self._turn]
-            cv2.add(self._fg, self._blend, result)
+        passthrough = isinstance(background, Passthrough)
+        self._buffers(image.shape)
+        self._image, self._colour = image, None
+        if passthrough and not need_alpha:
+            return self._passthrough(image)
+        refiner = self.refiner
+        regions = refiner.prepare(image, small, mask)
+        estimate = refiner.settings.decontaminate and refiner.settings.refine
+        colours = self._local_colours(small, mask) if estimate else None
+        if estimate and need_alpha:  # offline: the colour a cut-out would carry
+            self._colour = image.copy()
+        if passthrough:
+            for region in regions:
+                alpha = refiner.refine(image, region)
+                if estimate and region.kind == EDGE:
+                    rh, rw = alpha.shape
+                    a3 = self._alpha3[:rh, :rw]
+                    cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a3)
+                    self._decontaminate(image, region, alpha, a3, self._fg[:rh, :rw], colours)
+            refiner.finish()
+            return self._passthrough(image)
+        bg = background.render(image.shape, small, mask)
+        out = self._blend if self.mirror else self._next_output()
+        if refiner.post_processed:  # the alpha is complete only after every region is refined
+            for region in regions:
+                refiner.refine(image, region)
+            refiner.finish()
+        for region in regions:
+            alpha = self.refiner.alpha[slice(*region.pixels[:2]), slice(*region.pixels[2:])] \
+                if refiner.post_processed else refiner.refine(image, region)
+            self._blend_region(image, bg, alpha, region, out, colours)
+        if not refiner.post_processed:
+            refiner.finish()
         if self.mirror:
-            self._buffers(image.shape)
-            self._turn ^= 1
-            out = self._outputs[self._turn]
-            cv2.flip(result, 1, dst=out)
-            return out
-        return result
+            flipped = self._next_output()
+            cv2.flip(out, 1, dst=flipped)
+            return flipped
+        return out
+
+    def _next_output(self) -> np.ndarray:
+        self._turn ^= 1
+        return self._outputs[self._turn]
+
+    def _passthrough(self, image: np.ndarray) -> np.ndarray:
+        out = self._next_output()
+        if self.mirror:
+            cv2.flip(image, 1, dst=out)
+        else:
+            np.copyto(out, image)
+        return out
+
+    def _blend_region(self, image, bg, alpha, region: Region, out, colours) -> None:
+        y0, y1, x0, x1 = region.pixels
+        target = out[y0:y1, x0:x1]
+        if region.kind == ROOM:
+            np.copyto(target, bg[y0:y1, x0:x1])
+        elif region.kind == PERSON:
+            np.copyto(target, image[y0:y1, x0:x1])
+        else:
+            rh, rw = y1 - y0, x1 - x0
+            a3, inv3, fg = self._alpha3[:rh, :rw], self._inv3[:rh, :rw], self._fg[:rh, :rw]
+            cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a3)
+            cv2.bitwise_not(a3, inv3)
+            cv2.multiply(image[y0:y1, x0:x1], a3, fg, 1.0 / 255.0)
+            if colours is not None:
+                self._decontaminate(image, region, alpha, a3, fg, colours)
+            cv2.multiply(bg[y0:y1, x0:x1], inv3, a3, 1.0 / 255.0)
+            cv2.add(fg, a3, target)

@@ -85,6 +85,8 @@ class EdgeHold:
 
     The guided filter snaps the edge to the image, so the edge's sub-pixel jitter from frame to frame
     is otherwise the largest source of shimmer left (79% of it on video_gt); moving pixels pass through.
+    Works one rectangle at a time (vbg/regions.py): outside the edge band the alpha is 0 or 1 and
+    nothing is held.
     """
 
     def __init__(self, strength: float = 0.0, motion_levels: int = 10):
@@ -92,26 +94,34 @@ class EdgeHold:
         self.motion_levels = motion_levels
         self._shape = None
         self._has_prev = False
+        self.active = False                     # holding this frame (set by `frame_gray`)
 
     def reset(self) -> None:
         self._has_prev = False
 
-    def __call__(self, alpha: np.ndarray, gray: np.ndarray) -> np.ndarray:
-        """Steadies `alpha` (uint8, in place) given this frame's denoised grey `gray` (uint8). Keeps
-        `gray` for the next frame and returns the buffer the caller should fill next (no copy)."""
+    def frame_gray(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """Starts a frame of this (h, w): returns the buffer for its denoised grey, to fill before the
+        first call (kept as the next frame's reference), or None while the hold is off."""
         if self.strength <= 0:
-            self._has_prev = False
-            return gray
-        if self._shape != alpha.shape:
-            self._prev_alpha, self._prev_gray = np.empty_like(alpha), np.empty_like(alpha)
-            self._still, self._held = np.empty_like(alpha), np.empty_like(alpha)
-            self._shape, self._has_prev = alpha.shape, False
-        if self._has_prev:
-            cv2.absdiff(gray, self._prev_gray, self._still)
-            cv2.compare(self._still, self.motion_levels, cv2.CMP_LT, dst=self._still)
-            cv2.addWeighted(self._prev_alpha, self.strength, alpha, 1.0 - self.strength, 0.0, dst=self._held)
-            cv2.copyTo(self._held, self._still, alpha)
-        np.copyto(self._prev_alpha, alpha)
-        self._prev_gray, spare = gray, self._prev_gray
-        self._has_prev = True
-        return spare
+            self._has_prev = self.active = False
+            return None
+        if self._shape != shape:
+            self._gray, self._prev_gray = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._still, self._held = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._shape, self._has_prev = shape, False
+        self._gray, self._prev_gray = self._prev_gray, self._gray
+        self.active, self._has_prev = self._has_prev, True
+        return self._gray
+
+    def __call__(self, alpha: np.ndarray, previous: np.ndarray, pixels: tuple[int, int, int, int]) -> None:
+        """Steadies the new `alpha` (uint8, in place) of the rectangle `pixels`, given last frame's alpha
+        there (`previous`)."""
+        if not self.active:
+            return
+        y0, y1, x0, x1 = pixels
+        h, w = alpha.shape
+        still, held = self._still[:h, :w], self._held[:h, :w]
+        cv2.absdiff(self._gray[y0:y1, x0:x1], self._prev_gray[y0:y1, x0:x1], still)
+        cv2.compare(still, self.motion_levels, cv2.CMP_LT, dst=still)
+        cv2.addWeighted(previous, self.strength, alpha, 1.0 - self.strength, 0.0, dst=held)
+        cv2.copyTo(held, still, alpha)

@@ -1,0 +1,137 @@
+"""Edge-band compositing: the frame is cut into room, person and edge rectangles, and only the edge is
+refined and blended. It must give the same picture as refining every pixel."""
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import CLIP_720P
+from vbg import composite
+from vbg.backgrounds import SolidColor
+from vbg.chain import MatteChain
+from vbg.frames import Frame
+from vbg.regions import EDGE, PERSON, ROOM, GridToFrame, plan
+from vbg.settings import Settings, apply_edge_preset
+from vbg.smooth import EdgeHold
+
+SIZES = [((144, 256), (720, 1280)), ((144, 256), (1080, 1920)), ((144, 192), (480, 640)),
+         ((144, 256), (540, 960))]
+
+
+@pytest.mark.parametrize("grid, frame", SIZES)
+def test_a_region_upsamples_exactly_as_the_whole_plane(grid, frame):
+    rng = np.random.default_rng(1)
+    plane = rng.random(grid + (3,), dtype=np.float32)
+    whole = cv2.resize(plane, frame[::-1], interpolation=cv2.INTER_LINEAR)
+    mapping = GridToFrame(grid, frame)
+    scratch = np.empty(frame + (3,), np.float32)
+    kinds = rng.integers(0, 3, grid).astype(np.uint8)
+    regions = plan(kinds, mapping)
+    covered = np.zeros(frame, np.int32)
+    for r in regions:
+        y0, y1, x0, x1 = r.pixels
+        covered[y0:y1, x0:x1] += 1
+        assert np.array_equal(mapping.upsample(plane, r, scratch), whole[y0:y1, x0:x1])
+        cells = kinds[r.cells[0]:r.cells[1], r.cells[2]:r.cells[3]]
+        if r.kind != EDGE:
+            assert (cells == r.kind).all()
+    assert (covered == 1).all()  # every pixel in exactly one rectangle
+
+
+def test_a_person_in_a_room_needs_few_rectangles():
+    kinds = np.full((144, 256), ROOM, np.uint8)
+    kinds[40:, 90:170] = EDGE
+    kinds[50:, 100:160] = PERSON
+    regions = plan(kinds, GridToFrame((144, 256), (720, 1280)))
+    assert len(regions) < 40
+    area = {k: sum((r.pixels[1] - r.pixels[0]) * (r.pixels[3] - r.pixels[2]) for r in regions if r.kind == k)
+            for k in (ROOM, PERSON, EDGE)}
+    assert area[EDGE] < 0.25 * 720 * 1280 and area[ROOM] > 0.5 * 720 * 1280
+
+
+def _clip(size, frames=12):
+    cap = cv2.VideoCapture(str(CLIP_720P))
+    out = []
+    for _ in range(frames):
+        ok, image = cap.read()
+        assert ok
+        out.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("preset", ["standard", "fine"])
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (640, 480)])
+def test_edge_band_compositing_equals_refining_every_pixel(segmenter, monkeypatch, preset, size):
+    """Real frames and the real model's masks: the regions' output against the same chain made to
+    treat the whole frame as edge. With the edge hold on, a held alpha within 3 levels of 0 or 1 may
+    snap there (the one allowed difference)."""
+    settings = Settings()
+    apply_edge_preset(settings, preset)
+    masks = []
+    chain = MatteChain(settings, segmenter, SolidColor((240, 240, 240)))
+    for image in _clip(size):
+        frame = Frame()
+        frame.image = image
+        chain.segment(frame)
+        masks.append((image, frame.buffers["small"].copy(), frame.buffers["mask"].copy()))
+
+    def run(everything_edge):
+        if everything_edge:
+            monkeypatch.setattr(composite, "cell_kinds", lambda room, person, out: (out.fill(EDGE), out)[1])
+        else:
+            monkeypatch.undo()
+        comp = composite.Compositor(chain.compositor.refiner.settings, SolidColor((240, 240, 240)),
+                                    hold=EdgeHold(settings.smooth.edge_hold))
+        outs = [(comp.compose(*m).copy(), comp.refiner.alpha.copy()) for m in masks]
+        return outs, comp
+
+    banded, comp = run(False)
+    full, _ = run(True)
+    for (out_b, alpha_b), (out_f, alpha_f) in zip(banded, full):
+        assert np.abs(alpha_b.astype(int) - alpha_f).max() <= 3
+        assert np.abs(out_b.astype(int) - out_f).max() <= 3
+    assert 0 < ((alpha_b > 0) & (alpha_b < 255)).mean() < 0.2  # a real soft edge was composited
+
+
+def _compose_both(monkeypatch, settings, frames, hold=0.0):
+    """(banded, everything-as-edge) alphas for a list of (image, small, mask)."""
+    def run(everything_edge):
+        if everything_edge:
+            monkeypatch.setattr(composite, "cell_kinds", lambda room, person, out: (out.fill(EDGE), out)[1])
+        else:
+            monkeypatch.undo()
+        comp = composite.Compositor(settings, SolidColor((255, 255, 255)), hold=EdgeHold(hold))
+        return [comp.compose(*f) is not None and comp.refiner.alpha.copy() for f in frames]
+    return run(False), run(True)
+
+
+def _step_scene(h=720, w=1280):
+    image = np.full((h, w, 3), 90, np.uint8)
+    image[:, w // 2:] = 200
+    small = cv2.resize(image, (256, 144), interpolation=cv2.INTER_AREA)
+    mask = np.zeros((144, 256), np.float32)
+    mask[:, 128:] = 1.0                                     # a hard step between two cells
+    return image, small, mask
+
+
+def test_pixels_beside_the_room_still_get_the_edge_they_interpolate(monkeypatch):
+    """Plain upscaling (no refinement): the pixels of the last room cell interpolate towards the person
+    cell next to it, so that cell must be edge work, not a copy of the room."""
+    from vbg.settings import CompositeSettings
+    banded, full = _compose_both(monkeypatch, CompositeSettings(refine=False), [_step_scene()])
+    assert np.array_equal(banded[0], full[0])
+    assert banded[0][:, 638:642].min() > 0 and banded[0][:, 638:642].max() < 255
+
+
+def test_a_held_edge_fades_out_as_it_would_everywhere(monkeypatch):
+    """A still frame whose mask loses the person: the edge hold lets the old alpha fade (85% a frame)
+    rather than vanish; cells still fading stay edge work until the alpha is within 3 levels of 0."""
+    from vbg.settings import CompositeSettings
+    image, small, mask = _step_scene()
+    gone = np.zeros_like(mask)
+    frames = [(image, small, mask)] + [(image, small, gone)] * 12
+    banded, full = _compose_both(monkeypatch, CompositeSettings(refine=True), frames, hold=0.85)
+    assert banded[3].max() > 100                            # still fading three frames later
+    for b, f in zip(banded, full):
+        assert np.abs(b.astype(int) - f).max() <= 3
