@@ -117,8 +117,8 @@ def test_mask_gamma_lifts_an_unsure_edge_and_leaves_sure_pixels_alone():
     image, small, mask = _scene()
     soft = mask.copy()
     soft[:, :] = cv2.GaussianBlur(mask, (0, 0), 3)            # a blurry, unsure outline
-    plain = EdgeRefiner(CompositeSettings(mask_gamma=1.0))(image, small, soft).copy()
-    lifted = EdgeRefiner(CompositeSettings(mask_gamma=0.7))(image, small, soft)
+    plain = EdgeRefiner(CompositeSettings(mask_gamma=1.0, unmix=0.0))(image, small, soft).copy()
+    lifted = EdgeRefiner(CompositeSettings(mask_gamma=0.7, unmix=0.0))(image, small, soft)
     unsure = (plain > 20) & (plain < 235)
     assert unsure.sum() > 500 and (lifted[unsure].astype(int) - plain[unsure]).mean() > 5
     h, w = image.shape[:2]
@@ -139,3 +139,28 @@ def test_wide_blur_at_half_the_grid_looks_the_same(monkeypatch):
     full = BlurredRoom(40).render(shape, small, mask)
     assert 0 < np.abs(half.astype(int) - full).mean() < 1.0
     assert np.percentile(np.abs(half.astype(int) - full), 99.9) <= 6
+
+
+def test_unmixing_follows_the_colours_where_the_mask_is_unsure():
+    """An 'ear' (the size of one at 720p: 5 x 10 cells) of the person's colour that the model is unsure
+    of (p = 0.3), and a patch of wall as unsure below it: unmixing raises the first and lowers the
+    second; where the mask is sure, nothing moves."""
+    h, w = 720, 1280
+    room, person = (200, 200, 200), (90, 120, 190)                 # a light wall, skin
+    image = np.full((h, w, 3), room, np.uint8)
+    image[:, w // 2:] = person
+    image[200:250, 615:640] = person                                # the ear, left of the face
+    gh, gw = 144, 256
+    small = cv2.resize(image, (gw, gh), interpolation=cv2.INTER_AREA)
+    mask = np.zeros((gh, gw), np.float32)
+    mask[:, gw // 2:] = 1.0
+    mask[40:50, 123:128] = 0.3                                      # the ear, unsure
+    mask[80:90, 123:128] = 0.3                                      # the wall below it, as unsure
+    off = EdgeRefiner(CompositeSettings(unmix=0.0, mask_gamma=1.0))(image, small, mask).copy()
+    on = EdgeRefiner(CompositeSettings(unmix=1.0, mask_gamma=1.0))(image, small, mask)
+    ear, wall = (slice(205, 245), slice(618, 636)), (slice(405, 445), slice(618, 636))
+    assert on[ear].mean() > off[ear].mean() + 40
+    assert on[wall].mean() < off[wall].mean() - 20
+    sure = (slice(0, 150), slice(0, 500)), (slice(0, h), slice(700, w))
+    for part in sure:
+        assert np.array_equal(on[part], off[part])

@@ -61,9 +61,10 @@ class MatteChain:
 
     def _set_edge(self, background: Background) -> None:
         """The edge for this background ('auto': the fine edge where the room is replaced)."""
-        settings = resolve_edge(self._settings, room_replaced=not isinstance(background, BlurredRoom))
+        settings = self._settings
+        room_replaced = not isinstance(background, BlurredRoom)
+        self.compositor.refiner.settings = resolve_edge(settings.composite, room_replaced)
         smooth = settings.smooth
-        self.compositor.refiner.settings = settings.composite
         self.edge_hold.strength = smooth.edge_hold if smooth.strength > 0 else 0.0  # smoothing 0 = all off
         self.edge_hold.motion_levels = smooth.edge_motion_levels
 

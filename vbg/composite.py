@@ -17,6 +17,82 @@ from vbg.settings import CompositeSettings
 from vbg.smooth import EdgeHold
 
 
+_SUM3 = np.ones((1, 3), np.float32)  # cv2.transform with it sums the channels
+
+
+class LocalColours:
+    """The local person and room colours around each grid cell, F^ and B^: the frame's colours on the
+    grid averaged over a 7x7 window, weighted by the mask and by its complement. Kept buffers."""
+
+    def __init__(self):
+        self.person = self.room = np.empty((0, 0, 3), np.float32)
+
+    def __call__(self, small: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.person.shape[:2] != mask.shape:
+            self.person, self.room, self._share, self._weight = (
+                np.empty(mask.shape + (3,), np.float32) for _ in range(4))
+        f_hat, b_hat, share, weight = self.person, self.room, self._share, self._weight
+        r = (7, 7)
+        cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR, dst=share)
+        cv2.multiply(small, share, f_hat, dtype=cv2.CV_32F)
+        cv2.subtract(small, f_hat, b_hat, dtype=cv2.CV_32F)                   # small * (1 - mask)
+        cv2.boxFilter(f_hat, -1, r, dst=f_hat)
+        cv2.boxFilter(b_hat, -1, r, dst=b_hat)
+        cv2.boxFilter(share, -1, r, dst=share)                                # the person's share
+        np.add(share, 1e-4, out=weight)
+        cv2.divide(f_hat, weight, f_hat)
+        np.subtract(1.0 + 2e-4, weight, out=weight)                           # the room's, + 1e-4
+        cv2.divide(b_hat, weight, b_hat)
+        return f_hat, b_hat
+
+
+class ColourUnmixing:
+    """Pulls the model's unsure edge towards what the colours say, on the grid.
+
+    The model is unsure (and mostly too low) at ears and hair over light walls. Where the local person
+    and room colours differ, a cell's own colour tells how much of it is person: its position on the
+    line from the room colour B^ to the person colour F^. Where the mask is unsure (4 p (1 - p)) and
+    the two colours are far enough apart to trust (`trust_levels`), p moves that way by `strength`.
+    Done on the grid, whose colours are area averages, so sensor noise does not become flicker (per
+    pixel at full size it did, docs/quality.md)."""
+
+    def __init__(self, trust_levels: tuple[float, float] = (20.0, 60.0)):
+        self.trust_levels = trust_levels
+        self._shape = None
+
+    def __call__(self, small: np.ndarray, mask: np.ndarray, colours: tuple[np.ndarray, np.ndarray],
+                 strength: float) -> np.ndarray:
+        """The adjusted mask (a kept buffer)."""
+        if self._shape != mask.shape:
+            self._d, self._x = np.empty(mask.shape + (3,), np.float32), np.empty(mask.shape + (3,), np.float32)
+            self._n2, self._t, self._w, self._out = (np.empty(mask.shape, np.float32) for _ in range(4))
+            self._shape = mask.shape
+        f_hat, b_hat = colours
+        d, x, n2, t, w, out = self._d, self._x, self._n2, self._t, self._w, self._out
+        cv2.subtract(f_hat, b_hat, d)
+        cv2.multiply(d, d, x)
+        cv2.transform(x, _SUM3, n2)                                   # |F^ - B^|^2
+        cv2.subtract(small, b_hat, x, dtype=cv2.CV_32F)
+        cv2.multiply(x, d, x)
+        cv2.transform(x, _SUM3, t)                                    # (I - B^) . (F^ - B^)
+        np.add(n2, 1e-3, out=w)
+        np.divide(t, w, out=t)
+        np.clip(t, 0.0, 1.0, out=t)                                   # where I lies on B^ -> F^
+        lo, span = self.trust_levels
+        np.sqrt(n2, out=w)
+        np.subtract(w, lo, out=w)
+        np.multiply(w, strength / (span - lo), out=w)
+        np.clip(w, 0.0, strength, out=w)                              # trust in the colours
+        np.subtract(1.0, mask, out=n2)
+        np.multiply(n2, mask, out=n2)
+        np.multiply(n2, 4.0, out=n2)                                  # how unsure the mask is
+        np.multiply(w, n2, out=w)
+        np.subtract(t, mask, out=t)
+        np.multiply(t, w, out=t)
+        np.add(mask, t, out=out)
+        return out
+
+
 class EdgeRefiner:
     """Mask-grid probability -> full-resolution 8-bit alpha, steadied over time by `hold`
     (vbg/smooth.py's EdgeHold, with the temporal smoothing it belongs to).
@@ -39,6 +115,9 @@ class EdgeRefiner:
         self._a: np.ndarray | None = None  # alpha*255 = a . guide + b, guide in 8-bit levels (None: a = 0)
         self._track = False
         self.alpha = np.empty((0, 0), np.uint8)
+        self.local_colours = LocalColours()
+        self._unmixing = ColourUnmixing()
+        self.colours: tuple[np.ndarray, np.ndarray] | None = None  # this frame's (F^, B^), when needed
 
     def reset(self) -> None:
         self.hold.reset()
@@ -94,6 +173,7 @@ class EdgeRefiner:
         self._grid_buffers(mask.shape)
         self._full_buffers((h, w))
         s = self.settings
+        self.colours = self.local_colours(small, mask) if s.refine and (s.unmix > 0 or s.decontaminate) else None
         if s.refine and s.mask_gamma != 1.0:
             # the model is under-confident on hair and shoulders (its alpha falls short of the truth there
             # by 40 levels on video_gt): lifting the soft probabilities puts the edge where the hair is
@@ -101,6 +181,8 @@ class EdgeRefiner:
                 self._lifted = np.empty_like(mask)
             cv2.pow(mask, s.mask_gamma, self._lifted)
             mask = self._lifted
+        if s.refine and s.unmix > 0:
+            mask = self._unmixing(small, mask, self.colours, s.unmix)
         if s.refine and s.color_guide:
             self._guided_color(small, mask)
         elif s.refine:
@@ -256,43 +338,73 @@ class EdgeRefiner:
         """The guided filter with the frame's colour as the guide (He et al.'s colour version): skin or
         hair against a wall of the same brightness but another hue still gets an edge, where the grey
         guide sees none and lets the mask's blur through (ears and hair cut off over light walls).
-        Channel by channel on contiguous planes (numpy is slow on interleaved channels)."""
+        Channel by channel on contiguous planes with kept buffers: numpy is slow on interleaved
+        channels, and a fresh array per step costs more than the step."""
         r = (2 * self.settings.radius + 1,) * 2
-        gh, gw = mask.shape
         if self._cshape != mask.shape:
-            self._ac = np.empty((gh, gw, 3), np.float32)
+            self._ac = np.empty(mask.shape + (3,), np.float32)
+            self._cplanes = [np.empty(mask.shape, np.float32) for _ in range(30)]
             self._cshape = mask.shape
+        P = iter(self._cplanes)
+        mul, sub, add = np.multiply, np.subtract, np.add
 
         def box(x):
-            return cv2.boxFilter(x, -1, r)
+            out = next(P)
+            cv2.boxFilter(x, -1, r, dst=out)
+            return out
 
-        guide = [p.astype(np.float32) * np.float32(1.0 / 255.0) for p in cv2.split(small)]
-        mean = [box(p) for p in guide]
+        g = [next(P) for _ in range(3)]
+        for plane, channel in zip(g, cv2.split(small)):
+            cv2.multiply(channel, 1.0 / 255.0, plane, dtype=cv2.CV_32F)
+        t, u = next(P), next(P)
+        m = [box(x) for x in g]
         mp = box(mask)
-        cov = [box(p * mask) - m * mp for p, m in zip(guide, mean)]                 # cov(I_c, p)
-        eps = self.settings.eps
-        v = {(i, j): box(guide[i] * guide[j]) - mean[i] * mean[j] + (eps if i == j else 0.0)
-             for i in range(3) for j in range(i, 3)}
-        a00, a01, a02, a11, a12, a22 = v[0, 0], v[0, 1], v[0, 2], v[1, 1], v[1, 2], v[2, 2]
-        # inverse of the symmetric 3x3 (var(I) + eps U), times cov(I, p)
-        i00, i01, i02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
-        i11, i12, i22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
-        inv_det = 1.0 / (a00 * i00 + a01 * i01 + a02 * i02)
+        cov = []
+        for x, mx in zip(g, m):                                                  # cov(I_c, p)
+            c = box(mul(x, mask, out=t))
+            cov.append(sub(c, mul(mx, mp, out=t), out=c))
+        var = {}
+        for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):            # var(I) + eps U
+            v = box(mul(g[i], g[j], out=t))
+            sub(v, mul(m[i], m[j], out=t), out=v)
+            if i == j:
+                add(v, self.settings.eps, out=v)
+            var[i, j] = v
+        a00, a01, a02, a11, a12, a22 = (var[k] for k in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)))
+
+        def det2(a, b, c, d):  # a b - c d
+            out = next(P)
+            return sub(mul(a, b, out=out), mul(c, d, out=t), out=out)
+
+        # the inverse of the symmetric 3x3 (its adjugate over the determinant), times cov(I, p)
+        i00, i01, i02 = det2(a11, a22, a12, a12), det2(a02, a12, a01, a22), det2(a01, a12, a02, a11)
+        i11, i12, i22 = det2(a00, a22, a02, a02), det2(a01, a02, a00, a12), det2(a00, a11, a01, a01)
+        det = next(P)
+        mul(a00, i00, out=det)
+        add(det, mul(a01, i01, out=t), out=det)
+        add(det, mul(a02, i02, out=t), out=det)
         c0, c1, c2 = cov
-        ac = [(i00 * c0 + i01 * c1 + i02 * c2) * inv_det, (i01 * c0 + i11 * c1 + i12 * c2) * inv_det,
-              (i02 * c0 + i12 * c1 + i22 * c2) * inv_det]
+        ac = []
+        for k0, k1, k2 in ((i00, i01, i02), (i01, i11, i12), (i02, i12, i22)):
+            a = next(P)
+            mul(k0, c0, out=a)
+            add(a, mul(k1, c1, out=t), out=a)
+            add(a, mul(k2, c2, out=t), out=a)
+            ac.append(np.divide(a, det, out=a))
         b = self._b
-        np.subtract(mp, ac[0] * mean[0] + ac[1] * mean[1] + ac[2] * mean[2], out=b)
+        np.copyto(b, mp)
+        for a, mx in zip(ac, m):
+            sub(b, mul(a, mx, out=t), out=b)
         cv2.boxFilter(b, -1, r, dst=b)
         gain = 1.0 / (1.0 - 2.0 * self.settings.snap)
-        # alpha*255 = ac . guide + b, the guide in 8-bit levels
-        cv2.merge([box(c) * np.float32(gain) for c in ac], dst=self._ac)
-        np.subtract(b, self.settings.snap, out=b)
-        np.multiply(b, 255.0 * gain, out=b)
+        for a in ac:  # alpha*255 = ac . guide + b, the guide in 8-bit levels
+            cv2.boxFilter(a, -1, r, dst=u)
+            mul(u, gain, out=a)
+        cv2.merge(ac, dst=self._ac)
+        sub(b, self.settings.snap, out=b)
+        mul(b, 255.0 * gain, out=b)
         self._a = self._ac
 
-
-_SUM3 = np.ones((1, 3), np.float32)
 
 
 class Compositor:
@@ -315,7 +427,6 @@ class Compositor:
         self._turn = 0
         self._image: np.ndarray | None = None   # the last frame composed
         self._colour: np.ndarray | None = None  # its colour with the person's own at the edge (offline)
-        self._grid_colours = None
 
     def _buffers(self, shape):
         if self._shape != shape:
@@ -330,25 +441,6 @@ class Compositor:
             # two outputs, so the previous one stays valid while the next is composed (preview, vcam)
             self._outputs = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
             self._shape = shape
-
-    def _local_colours(self, small: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The local person and room colours, F^ and B^, averaged on the grid."""
-        gh, gw = mask.shape
-        if self._grid_colours is None or self._grid_colours[0].shape[:2] != (gh, gw):
-            self._grid_colours = tuple(np.empty((gh, gw, 3), np.float32) for _ in range(2)) + \
-                tuple(np.empty((gh, gw), np.float32) for _ in range(2))
-        f_hat, b_hat, fw, bw = self._grid_colours
-        r = (7, 7)
-        np.multiply(small, mask[..., None], out=f_hat)
-        np.subtract(small, f_hat, out=b_hat)                                  # small * (1 - mask)
-        cv2.boxFilter(f_hat, -1, r, dst=f_hat)
-        cv2.boxFilter(b_hat, -1, r, dst=b_hat)
-        cv2.boxFilter(mask, -1, r, dst=fw)
-        np.subtract(1.0, mask, out=bw)
-        cv2.boxFilter(bw, -1, r, dst=bw)
-        np.divide(f_hat, (fw + 1e-4)[..., None], out=f_hat)
-        np.divide(b_hat, (bw + 1e-4)[..., None], out=b_hat)
-        return f_hat, b_hat
 
     def _decontaminate(self, image: np.ndarray, region: Region, alpha: np.ndarray, alpha3: np.ndarray,
                        fg: np.ndarray, colours: tuple[np.ndarray, np.ndarray]) -> None:
@@ -418,7 +510,7 @@ class Compositor:
         refiner = self.refiner
         regions = refiner.prepare(image, small, mask)
         estimate = refiner.settings.decontaminate and refiner.settings.refine
-        colours = self._local_colours(small, mask) if estimate else None
+        colours = refiner.colours if estimate else None
         if estimate and need_alpha:  # offline: the colour a cut-out would carry
             self._colour = image.copy()
         if passthrough:

@@ -50,6 +50,7 @@ class CompositeSettings:
     mask_gamma: float = 0.8                # P(person) ** gamma before the edge filter: < 1 keeps more hair
     color_guide: bool = False              # guide the edge by the frame's colour, not only its brightness
     decontaminate: bool = False            # estimate the person's own colour at the soft edge
+    unmix: float = 1.0                     # pull the unsure edge towards the local colours' verdict (0-1)
     edge: str = "auto"                     # the preset the fields above came from (EDGE_PRESETS)
     threshold: float | None = None         # hard cut-out at this alpha (0-1); None keeps the soft edge
     erode: int = 0                         # shrink the person by this many full-size pixels
@@ -129,31 +130,28 @@ EDGE_PRESETS = ("auto", "standard", "fine")
 
 
 def apply_edge_preset(settings: Settings, preset: str) -> None:
-    """'fine': colour-guided edge over a wider window, the person's own colour at the soft edge, and a
-    firmer edge hold (the hold keeps the colour guide's extra shimmer at today's level). On video_gt it
-    cuts the edge-band composite error over white by 22% and 41% (docs/quality.md), for about 6 CPU-ms
-    more a 720p frame. 'standard': the grey-guided edge. 'auto' (the default): fine where the room is
-    replaced and its halo would show, standard under a blur, whose background is the old room anyway
-    (`resolve_edge`)."""
+    settings.composite = edge_preset(settings.composite, preset)
+
+
+def edge_preset(composite: CompositeSettings, preset: str) -> CompositeSettings:
+    """`composite` with the edge of `preset`. 'fine': the edge guided by the frame's colour over a wider
+    window, and the person's own colour at it: on video_gt it halves the edge-band composite error
+    over white (docs/quality.md), for about 5 CPU-ms more a 720p frame. 'standard': the grey-guided
+    edge. 'auto' (the default): fine where the room is replaced and its halo would show, standard
+    under a blur, whose background is the old room anyway (`resolve_edge`)."""
     if preset not in EDGE_PRESETS:
         raise VbgError(f"unknown edge preset {preset!r}: use {', '.join(EDGE_PRESETS)}")
-    fine = preset == "fine"
-    defaults_m, defaults_s = CompositeSettings(), SmoothSettings()
-    settings.composite.color_guide = settings.composite.decontaminate = fine
-    settings.composite.radius = 5 if fine else defaults_m.radius
-    settings.composite.mask_gamma = 0.7 if fine else defaults_m.mask_gamma
-    settings.smooth.edge_hold = 0.90 if fine else defaults_s.edge_hold
-    settings.composite.edge = preset
+    fine, defaults = preset == "fine", CompositeSettings()
+    return dataclasses.replace(composite, color_guide=fine, decontaminate=fine, edge=preset,
+                               radius=4 if fine else defaults.radius,
+                               mask_gamma=0.7 if fine else defaults.mask_gamma)
 
 
-def resolve_edge(settings: Settings, room_replaced: bool) -> Settings:
-    """`settings` as the chain runs them: with edge 'auto', a copy with the fine or the standard edge."""
-    if settings.composite.edge != "auto":
-        return settings
-    resolved = dataclasses.replace(settings, composite=dataclasses.replace(settings.composite),
-                                   smooth=dataclasses.replace(settings.smooth))
-    apply_edge_preset(resolved, "fine" if room_replaced else "standard")
-    return resolved
+def resolve_edge(composite: CompositeSettings, room_replaced: bool) -> CompositeSettings:
+    """The edge the chain runs: with 'auto', the fine or the standard one."""
+    if composite.edge != "auto":
+        return composite
+    return edge_preset(composite, "fine" if room_replaced else "standard")
 
 
 def parse_size(text: str) -> tuple[int, int]:
