@@ -31,14 +31,16 @@ class LocalColours:
         if self.person.shape[:2] != mask.shape:
             self.person, self.room, self._share, self._weight = (
                 np.empty(mask.shape + (3,), np.float32) for _ in range(4))
+            self._plane = np.empty(mask.shape, np.float32)
         f_hat, b_hat, share, weight = self.person, self.room, self._share, self._weight
         r = (7, 7)
         cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR, dst=share)
         cv2.multiply(small, share, f_hat, dtype=cv2.CV_32F)
-        cv2.subtract(small, f_hat, b_hat, dtype=cv2.CV_32F)                   # small * (1 - mask)
+        cv2.boxFilter(small, cv2.CV_32F, r, dst=b_hat)
         cv2.boxFilter(f_hat, -1, r, dst=f_hat)
-        cv2.boxFilter(b_hat, -1, r, dst=b_hat)
-        cv2.boxFilter(share, -1, r, dst=share)                                # the person's share
+        cv2.subtract(b_hat, f_hat, b_hat)                                     # box(small * (1 - mask))
+        cv2.boxFilter(mask, -1, r, dst=self._plane)
+        cv2.cvtColor(self._plane, cv2.COLOR_GRAY2BGR, dst=share)              # the person's share
         np.add(share, 1e-4, out=weight)
         cv2.divide(f_hat, weight, f_hat)
         np.subtract(1.0 + 2e-4, weight, out=weight)                           # the room's, + 1e-4
