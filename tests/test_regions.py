@@ -135,3 +135,47 @@ def test_a_held_edge_fades_out_as_it_would_everywhere(monkeypatch):
     assert banded[3].max() > 100                            # still fading three frames later
     for b, f in zip(banded, full):
         assert np.abs(b.astype(int) - f).max() <= 3
+
+
+@pytest.mark.integration
+def test_auto_edge_is_fine_where_the_room_is_replaced_and_standard_under_a_blur(segmenter):
+    from vbg.backgrounds import BlurredRoom, Passthrough
+    chain = MatteChain(Settings(), segmenter, BlurredRoom())
+    refiner = chain.compositor.refiner
+    assert not refiner.settings.color_guide and not refiner.settings.decontaminate
+    chain.set_background(SolidColor((0, 0, 0)))                      # switched live, as the window does
+    assert refiner.settings.color_guide and refiner.settings.decontaminate and refiner.settings.radius == 4
+    chain.set_background(Passthrough())                              # a cut-out (render -b transparent)
+    assert refiner.settings.decontaminate
+    chain.set_background(BlurredRoom(70))
+    assert not refiner.settings.color_guide
+    explicit = Settings()
+    apply_edge_preset(explicit, "standard")
+    chain.update(explicit)
+    chain.set_background(SolidColor((0, 0, 0)))
+    assert not refiner.settings.color_guide                          # --edge standard stays standard
+    assert refiner.settings.unmix == 1.0                             # unmixing is on in both
+
+
+def test_a_steady_grid_reuses_its_solution_and_a_moved_one_does_not():
+    """Between model runs a talking head's grid hardly changes: the edge filter's solution (and a blur
+    drawn from the same grid) is reused, at most 4 frames in a row; a moved mask or frame solves again."""
+    from vbg.backgrounds import BlurredRoom
+    from vbg.settings import CompositeSettings
+    image, small, mask = _step_scene()
+    comp = composite.Compositor(CompositeSettings(), BlurredRoom())
+    steady = []
+    for _ in range(7):
+        comp.compose(image, small, mask)
+        steady.append(comp.refiner.steady)
+    assert steady == [False, True, True, True, True, False, True]
+    blurred = comp.background._image
+    moved = mask.copy()
+    moved[:, 120:128] = 1.0                                   # the person's edge moved by 8 cells
+    comp.compose(image, small, moved)
+    assert not comp.refiner.steady
+    assert comp.refiner.alpha[:, 610:630].min() > 200          # the new edge is there at once
+    brighter = cv2.add(small, 30)
+    comp.compose(image, brighter, moved)
+    comp.compose(image, brighter, moved)
+    assert comp.refiner.steady and comp.background._image is blurred

@@ -28,12 +28,14 @@ DEFAULT_BLUR = 40
 
 class Background:
     """Renders the background for one frame. `frame_small` is the frame on the mask grid and `mask`
-    the person mask there; most backgrounds ignore both."""
+    the person mask there; most backgrounds ignore both. `steady`: both are near enough the last
+    call's that a background drawn from them may be reused."""
 
     name = "background"
     passthrough = False
 
-    def render(self, shape: tuple[int, int, int], frame_small: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def render(self, shape: tuple[int, int, int], frame_small: np.ndarray, mask: np.ndarray,
+               steady: bool = False) -> np.ndarray:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -44,7 +46,7 @@ class Passthrough(Background):
     name = "none"
     passthrough = True
 
-    def render(self, shape, frame_small, mask):
+    def render(self, shape, frame_small, mask, steady=False):
         raise AssertionError("passthrough has no background")
 
 
@@ -54,7 +56,7 @@ class SolidColor(Background):
         self.name = "color:#%02x%02x%02x" % bgr[::-1]
         self._image = np.empty((0, 0, 3), np.uint8)
 
-    def render(self, shape, frame_small, mask):
+    def render(self, shape, frame_small, mask, steady=False):
         if self._image.shape != shape:
             self._image = np.empty(shape, np.uint8)
             self._image[:] = self.bgr
@@ -93,7 +95,7 @@ class StillImage(Background):
         self._source = image
         self._image = np.empty((0, 0, 3), np.uint8)
 
-    def render(self, shape, frame_small, mask):
+    def render(self, shape, frame_small, mask, steady=False):
         if self._image.shape != shape:
             self._image = cover(self._source, shape[1], shape[0])
         return self._image
@@ -127,7 +129,9 @@ class BlurredRoom(Background):
             self._out_small = np.empty((h, w, 3), np.uint8)
             self._small_shape = small_shape
 
-    def render(self, shape, frame_small, mask):
+    def render(self, shape, frame_small, mask, steady=False):
+        if self._image.shape == shape and steady:
+            return self._image
         if self._image.shape != shape:
             self._image = np.empty(shape, np.uint8)
         # sigma in full-frame pixels grows with strength and frame height; expressed on the grid
@@ -225,7 +229,7 @@ class LoopingVideo(Background):
             if raw is None:
                 self._stop.wait(1.0)
 
-    def render(self, shape, frame_small, mask):
+    def render(self, shape, frame_small, mask, steady=False):
         if not self.live:
             raw = self._read_next()
             if self._current is None or self._current.shape != shape:

@@ -32,6 +32,7 @@ class LocalColours:
             self.person, self.room, self._share, self._weight = (
                 np.empty(mask.shape + (3,), np.float32) for _ in range(4))
             self._plane = np.empty(mask.shape, np.float32)
+            self.person8, self.room8 = np.empty(mask.shape + (3,), np.uint8), np.empty(mask.shape + (3,), np.uint8)
         f_hat, b_hat, share, weight = self.person, self.room, self._share, self._weight
         r = (7, 7)
         cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR, dst=share)
@@ -45,6 +46,8 @@ class LocalColours:
         cv2.divide(f_hat, weight, f_hat)
         np.subtract(1.0 + 2e-4, weight, out=weight)                           # the room's, + 1e-4
         cv2.divide(b_hat, weight, b_hat)
+        cv2.convertScaleAbs(f_hat, self.person8)
+        cv2.convertScaleAbs(b_hat, self.room8)
         return f_hat, b_hat
 
 
@@ -95,6 +98,45 @@ class ColourUnmixing:
         return out
 
 
+class SteadyGrid:
+    """Whether the grid's inputs (the frame on the grid, the smoothed mask, the settings) are still
+    those the edge filter was last solved for, near enough to reuse the solution: at most `share` of
+    the cells moved by more than `levels` grey levels or `mask_step` in the mask, for at most
+    `max_reuse` frames in a row. About half the frames of a talking head qualify; on video_gt the
+    scores do not move (docs/quality.md)."""
+
+    def __init__(self, levels: int = 12, share: float = 0.002, mask_step: float = 0.05, max_reuse: int = 4):
+        self.levels, self.share, self.mask_step, self.max_reuse = levels, share, mask_step, max_reuse
+        self._settings = None
+        self._shape = None
+        self._reused = 0
+
+    def reset(self) -> None:
+        self._settings = None
+
+    def holds(self, small: np.ndarray, mask: np.ndarray, settings) -> bool:
+        if self._shape != mask.shape:
+            self._gray, self._ref_gray = np.empty(mask.shape, np.uint8), np.empty(mask.shape, np.uint8)
+            self._diff = np.empty(mask.shape, np.uint8)
+            self._ref_mask, self._mask_diff = np.empty_like(mask), np.empty_like(mask)
+            self._shape, self._settings = mask.shape, None
+        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._gray)
+        if self._settings is settings and self._reused < self.max_reuse:
+            allowed = self.share * mask.size
+            cv2.absdiff(self._gray, self._ref_gray, self._diff)
+            cv2.threshold(self._diff, self.levels, 255, cv2.THRESH_BINARY, dst=self._diff)
+            if cv2.countNonZero(self._diff) <= allowed:
+                cv2.absdiff(mask, self._ref_mask, self._mask_diff)
+                cv2.threshold(self._mask_diff, self.mask_step, 1.0, cv2.THRESH_BINARY, dst=self._mask_diff)
+                if cv2.countNonZero(self._mask_diff) <= allowed:
+                    self._reused += 1
+                    return True
+        self._gray, self._ref_gray = self._ref_gray, self._gray
+        np.copyto(self._ref_mask, mask)
+        self._settings, self._reused = settings, 0
+        return False
+
+
 class EdgeRefiner:
     """Mask-grid probability -> full-resolution 8-bit alpha, steadied over time by `hold`
     (vbg/smooth.py's EdgeHold, with the temporal smoothing it belongs to).
@@ -120,9 +162,12 @@ class EdgeRefiner:
         self.local_colours = LocalColours()
         self._unmixing = ColourUnmixing()
         self.colours: tuple[np.ndarray, np.ndarray] | None = None  # this frame's (F^, B^), when needed
+        self._steady = SteadyGrid()
+        self.steady = False  # this frame reuses the last solution (and may reuse a background drawn from it)
 
     def reset(self) -> None:
         self.hold.reset()
+        self._steady.reset()
         if self._grid_shape is not None:
             self._shown.fill(EDGE)
 
@@ -175,6 +220,14 @@ class EdgeRefiner:
         self._grid_buffers(mask.shape)
         self._full_buffers((h, w))
         s = self.settings
+        self.steady = self._steady.holds(small, mask, s)
+        if not self.steady:
+            self._solve(small, mask)
+        return self._plan(image)
+
+    def _solve(self, small: np.ndarray, mask: np.ndarray) -> None:
+        """The edge filter's coefficients on the grid (and the local colours), for `small` and `mask`."""
+        s = self.settings
         self.colours = self.local_colours(small, mask) if s.refine and (s.unmix > 0 or s.decontaminate) else None
         if s.refine and s.mask_gamma != 1.0:
             # the model is under-confident on hair and shoulders (its alpha falls short of the truth there
@@ -192,6 +245,10 @@ class EdgeRefiner:
         else:
             self._a = None
             np.multiply(mask, 255.0, out=self._b)
+
+    def _plan(self, image: np.ndarray) -> list[Region]:
+        s = self.settings
+        h, w = image.shape[:2]
         gray = self.hold.frame_gray((h, w)) if s.refine else None
         holding = gray is not None and self.hold.active
         if gray is None and s.refine and not s.color_guide:
@@ -438,8 +495,8 @@ class Compositor:
             self._blend = np.empty(shape, np.uint8)
             self._soft = np.empty(shape[:2], np.uint8)
             self._paste = np.empty(shape, np.uint8)
-            self._est, self._tmp = np.empty(shape, np.float32), np.empty(shape, np.float32)
-            self._f_hat, self._b_hat = np.empty(shape, np.float32), np.empty(shape, np.float32)
+            self._est, self._tmp = np.empty(shape, np.int16), np.empty(shape, np.int16)
+            self._f_hat, self._b_hat = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             # two outputs, so the previous one stays valid while the next is composed (preview, vcam)
             self._outputs = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
             self._shape = shape
@@ -466,19 +523,17 @@ class Compositor:
         inside = (slice(y0 - cover.pixels[0], y1 - cover.pixels[0]), slice(x0 - cover.pixels[2], x1 - cover.pixels[2]))
         f_hat = mapping.upsample(colours[0], cover, self._f_hat)[inside]
         b_hat = mapping.upsample(colours[1], cover, self._b_hat)[inside]
+        # in 16-bit integers (a level of rounding per step, a quarter of the float traffic)
         est, tmp, paste = self._est[:rh, :rw], self._tmp[:rh, :rw], self._paste[:rh, :rw]
-        cv2.subtract(f_hat, b_hat, tmp)
-        cv2.multiply(tmp, alpha3, tmp, 1.0 / 255.0, dtype=cv2.CV_32F)         # a (F^ - B^)
-        cv2.subtract(image[y0:y1, x0:x1], b_hat, est, dtype=cv2.CV_32F)
+        cv2.subtract(f_hat, b_hat, tmp, dtype=cv2.CV_16S)
+        cv2.multiply(tmp, alpha3, tmp, 1.0 / 255.0, dtype=cv2.CV_16S)          # a (F^ - B^)
+        cv2.subtract(image[y0:y1, x0:x1], b_hat, est, dtype=cv2.CV_16S)
         cv2.subtract(est, tmp, est)                                           # I - a F^ - (1 - a) B^
-        cv2.multiply(est, alpha3, est, 1.0 / 255.0, dtype=cv2.CV_32F)
-        cv2.add(est, f_hat, est)
-        np.clip(est, 0.0, 255.0, out=est)
+        cv2.multiply(est, alpha3, est, 1.0 / 255.0, dtype=cv2.CV_16S)
+        cv2.add(f_hat, est, paste, dtype=cv2.CV_8U)                           # F, within 0-255
         if self._colour is not None:
-            cv2.convertScaleAbs(est, paste)
             cv2.copyTo(paste, soft, self._colour[y0:y1, x0:x1])
-        cv2.multiply(est, alpha3, est, 1.0 / 255.0, dtype=cv2.CV_32F)
-        cv2.convertScaleAbs(est, paste)
+        cv2.multiply(paste, alpha3, paste, 1.0 / 255.0)
         cv2.copyTo(paste, soft, fg)
 
     @property
@@ -512,7 +567,7 @@ class Compositor:
         refiner = self.refiner
         regions = refiner.prepare(image, small, mask)
         estimate = refiner.settings.decontaminate and refiner.settings.refine
-        colours = refiner.colours if estimate else None
+        colours = (refiner.local_colours.person8, refiner.local_colours.room8) if estimate else None
         if estimate and need_alpha:  # offline: the colour a cut-out would carry
             self._colour = image.copy()
         if passthrough:
@@ -525,7 +580,7 @@ class Compositor:
                     self._decontaminate(image, region, alpha, a3, self._fg[:rh, :rw], colours)
             refiner.finish()
             return self._passthrough(image)
-        bg = background.render(image.shape, small, mask)
+        bg = background.render(image.shape, small, mask, steady=refiner.steady)
         out = self._blend if self.mirror else self._next_output()
         if refiner.post_processed:  # the alpha is complete only after every region is refined
             for region in regions:
