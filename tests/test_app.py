@@ -14,9 +14,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from conftest import CLIP_720P, MODEL, run_vbg
+from conftest import BACKGROUND, CLIP_720P, MODEL, run_vbg
 from vbg.app import gallery
 from vbg.app.window import MainWindow
+from vbg.backgrounds import parse_background
 from vbg.settings import Settings
 
 pytestmark = pytest.mark.integration  # the real model and footage from ../shared
@@ -271,10 +272,16 @@ def test_changes_made_while_the_engine_starts_are_not_lost(qtbot, tmp_path):
     qtbot.addWidget(w)
     assert w.pipeline is None                                   # still starting (model, camera)
     w.mirror.setChecked(True)
-    w.refine.setChecked(False)
+    w.edge.setCurrentIndex(w.edge.findData("off"))
     qtbot.waitUntil(lambda: w.pipeline is not None, timeout=30000)
     chain = w.pipeline.chain
     assert chain.compositor.mirror and not chain.compositor.refiner.settings.refine
+    w.edge.setCurrentIndex(w.edge.findData("standard"))        # the cheap edge, even over a picture
+    chain.set_background(parse_background(str(BACKGROUND)))
+    assert chain.compositor.refiner.settings.refine and not chain.compositor.refiner.settings.color_guide
+    w.edge.setCurrentIndex(w.edge.findData("auto"))
+    assert chain.compositor.refiner.settings.color_guide and chain.compositor.refiner.settings.decontaminate
+    assert Settings.load(tmp_path / "s.json").composite.edge == "auto"
     assert w.pipeline.settings.composite.mirror and w.settings.composite.mirror
     w.close()
 

@@ -100,7 +100,7 @@ def _add_quality_args(p):
                    help="plain bilinear mask upscaling (no edge refinement)")
     p.add_argument("--edge", choices=EDGE_PRESETS, default=argparse.SUPPRESS,
                    help="fine: colour-guided edge and the person's own colour at it (no halo of the old room "
-                   "over replaced backgrounds; about 6 CPU-ms more a 720p frame); standard: grey-guided; auto "
+                   "over replaced backgrounds; about 7 CPU-ms more a 720p frame); standard: grey-guided; auto "
                    "(default): fine for images, colours and videos, standard under a blur")
 
 

@@ -136,7 +136,7 @@ def apply_edge_preset(settings: Settings, preset: str) -> None:
 def edge_preset(composite: CompositeSettings, preset: str) -> CompositeSettings:
     """`composite` with the edge of `preset`. 'fine': the edge guided by the frame's colour over a wider
     window, and the person's own colour at it: on video_gt it halves the edge-band composite error
-    over white (docs/quality.md), for about 5 CPU-ms more a 720p frame. 'standard': the grey-guided
+    over white (docs/quality.md), for about 7 CPU-ms more a 720p frame on 2 cores. 'standard': the grey-guided
     edge. 'auto' (the default): fine where the room is replaced and its halo would show, standard
     under a blur, whose background is the old room anyway (`resolve_edge`)."""
     if preset not in EDGE_PRESETS:

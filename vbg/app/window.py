@@ -28,13 +28,15 @@ from vbg.errors import VbgError
 from vbg.pipeline import Pipeline
 from vbg.resources import config_dir
 from vbg.segment import DEVICES
-from vbg.settings import PAUSE_IMAGES, Settings, check_pause_image, parse_positive, parse_size
+from vbg.settings import PAUSE_IMAGES, Settings, check_pause_image, edge_preset, parse_positive, parse_size
 
 log = logging.getLogger("vbg")
 
 SIZES = ("640x480", "1280x720", "1920x1080")
 RATES = ("15", "30", "60")
 GALLERY_KEYS = "1234567890"  # the first ten backgrounds
+EDGES = (("auto", "Auto: fine over pictures and colours"), ("fine", "Fine everywhere"),
+         ("standard", "Standard: less CPU"), ("off", "Off: the model's blocky mask"))
 MESSAGE_S = 8
 
 
@@ -201,13 +203,19 @@ class MainWindow(QMainWindow):
         self.smoothing = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100,
                                  value=round(self.settings.smooth.strength * 100))
         self.smoothing.valueChanged.connect(self._smoothing_changed)
-        self.refine = QCheckBox("Edge refinement", checked=self.settings.composite.refine)
-        self.refine.toggled.connect(self._refine_changed)
+        self.edge = QComboBox()
+        for key, text in EDGES:
+            self.edge.addItem(text, key)
+        composite = self.settings.composite
+        self.edge.setCurrentIndex(self.edge.findData(composite.edge if composite.refine else "off"))
+        self.edge.setToolTip("Auto: the colour-guided edge and the person's own colour at it wherever the room is "
+                             "replaced (no halo of the old room), the cheaper grey-guided edge under a blur")
+        self.edge.currentIndexChanged.connect(self._edge_changed)
         self.mirror = QCheckBox("Mirror  (M)", checked=self.settings.composite.mirror)
         self.mirror.toggled.connect(self._mirror_changed)
         form.addRow("Blur strength", _with_value(self.blur, lambda v: f"{v}"))
         form.addRow("Smoothing", _with_value(self.smoothing, lambda v: f"{v}%" if v else "off"))
-        form.addRow(self.refine)
+        form.addRow("Edge", self.edge)
         form.addRow(self.mirror)
         return box
 
@@ -490,10 +498,15 @@ class MainWindow(QMainWindow):
         self._apply()
         self._save(smooth__strength=value / 100)
 
-    def _refine_changed(self, on: bool) -> None:
-        self.settings.composite.refine = on
+    def _edge_changed(self) -> None:
+        key = self.edge.currentData()
+        refine = key != "off"
+        composite = edge_preset(self.settings.composite, key if refine else "auto")
+        composite.refine = refine
+        self.settings.composite = composite
         self._apply()
-        self._save(composite__refine=on)
+        self._save(**{f"composite__{name}": getattr(composite, name) for name in
+                      ("refine", "edge", "color_guide", "decontaminate", "radius", "mask_gamma")})
 
     def _mirror_changed(self, on: bool) -> None:
         self.settings.composite.mirror = on
