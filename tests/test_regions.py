@@ -179,3 +179,16 @@ def test_a_steady_grid_reuses_its_solution_and_a_moved_one_does_not():
     comp.compose(image, brighter, moved)
     comp.compose(image, brighter, moved)
     assert comp.refiner.steady and comp.background._image is blurred
+
+
+def test_a_new_frame_size_on_the_same_grid_gets_a_new_plan():
+    """720p and 1080p share the 256x144 grid: the rectangles kept from the last frame must not be reused
+    for a frame of another size (a camera switched mid-call)."""
+    from vbg.settings import CompositeSettings
+    image, small, mask = _step_scene()
+    big = cv2.resize(image, (1920, 1080), interpolation=cv2.INTER_NEAREST)
+    comp = composite.Compositor(CompositeSettings(), SolidColor((0, 0, 0)))
+    comp.compose(image, small, mask)
+    switched = comp.compose(big, small, mask).copy()
+    fresh = composite.Compositor(CompositeSettings(), SolidColor((0, 0, 0))).compose(big, small, mask)
+    assert switched.shape == big.shape and np.array_equal(switched, fresh)

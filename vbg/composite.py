@@ -18,6 +18,10 @@ from vbg.smooth import EdgeHold
 
 
 _SUM3 = np.ones((1, 3), np.float32)  # cv2.transform with it sums the channels
+_MARK = np.full(256, 128, np.uint8)  # an alpha's mark for EdgeRefiner._track_shown
+_MARK[:3], _MARK[253:] = 0, 255
+_KIND = np.full(256, EDGE, np.uint8)  # a cell's average mark -> its kind
+_KIND[0], _KIND[255] = ROOM, PERSON
 
 
 class LocalColours:
@@ -178,9 +182,10 @@ class EdgeRefiner:
             self._ga, self._b, self._t = (np.empty(shape, np.float32) for _ in range(3))
             self._ggray = np.empty(shape, np.uint8)
             self._room, self._person = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
-            self._kinds = np.empty(shape, np.uint8)
+            self._kinds, self._base_kinds = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._planned, self._regions = np.empty(shape, np.uint8), None  # the last plan, and its kinds
             self._shown = np.full(shape, EDGE, np.uint8)  # each cell's kind as last frame's alpha shows it
-            self._cells_lo, self._cells_hi = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._cells_lo = np.empty(shape, np.uint8)
             self._grid_shape, self._full_shape = shape, None
 
     def _full_buffers(self, shape):
@@ -196,6 +201,7 @@ class EdgeRefiner:
             self._soft = np.empty(shape, np.uint8)
             self._kernels = {}
             self._mapping = GridToFrame(self._grid_shape, shape)
+            self._regions = None
             self._full_shape = shape
         self.alpha = self._held_alpha
 
@@ -245,6 +251,7 @@ class EdgeRefiner:
         else:
             self._a = None
             np.multiply(mask, 255.0, out=self._b)
+        self._classify()
 
     def _plan(self, image: np.ndarray) -> list[Region]:
         s = self.settings
@@ -259,8 +266,24 @@ class EdgeRefiner:
             cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=gray)
             cv2.blur(gray, (3, 3), dst=gray)
         self._frame_gray = gray
-        # the alpha a cell can reach over any guide value: where it cannot rise above 0 (or fall below
-        # 1) the cell is room (person) whatever the pixels (the snap makes most of the frame so)
+        kinds = self._kinds
+        np.copyto(kinds, self._base_kinds)
+        if self.post_processed:
+            kinds.fill(EDGE)  # erode and feather reach across regions: one region, the whole frame
+        if holding:
+            # where last frame's alpha was not already this cell's 0 or 1 (an edge still fading out, the
+            # person or room a still frame's mask flipped), the hold blends the two: work to do
+            np.copyto(kinds, EDGE, where=kinds != self._shown)
+        self._track = s.refine and self.hold.strength > 0
+        if self._regions is None or not np.array_equal(kinds, self._planned):
+            self._regions = plan(kinds, self._mapping, self.STRIP_PX, self.MIN_RUN_PX)
+            np.copyto(self._planned, kinds)
+        return self._regions
+
+    def _classify(self) -> None:
+        """Each cell's kind from the coefficients alone: the alpha a cell can reach over any guide value;
+        where it cannot rise above 0 (or fall below 1) the cell is room (person) whatever the pixels
+        (the snap makes most of the frame so)."""
         lo, hi = self._mi, self._mii  # free once the coefficients are solved
         if self._a is None:
             lo.fill(0.0)
@@ -278,15 +301,7 @@ class EdgeRefiner:
         np.multiply(lo, 255.0, out=lo)
         np.add(lo, self._b, out=lo)
         cv2.compare(lo, 254.5, cv2.CMP_GE, dst=self._person)
-        kinds = cell_kinds(self._room, self._person, self._kinds)
-        if self.post_processed:
-            kinds.fill(EDGE)  # erode and feather reach across regions: one region, the whole frame
-        if holding:
-            # where last frame's alpha was not already this cell's 0 or 1 (an edge still fading out, the
-            # person or room a still frame's mask flipped), the hold blends the two: work to do
-            kinds[kinds != self._shown] = EDGE
-        self._track = s.refine and self.hold.strength > 0
-        return plan(kinds, self._mapping, self.STRIP_PX, self.MIN_RUN_PX)
+        cell_kinds(self._room, self._person, self._base_kinds)
 
     def refine(self, image: np.ndarray, region: Region) -> np.ndarray:
         """Fills `region` of the alpha; returns it (a view)."""
@@ -318,27 +333,25 @@ class EdgeRefiner:
         else:
             A = m.upsample(self._ga, region, self._A)
             cv2.multiply(self._frame_gray[y0:y1, x0:x1], A, T, dtype=cv2.CV_32F)
-        cv2.add(T, B, new, dtype=cv2.CV_8U)
-        self.hold(new, out, region.pixels)
-        np.copyto(out, new)
+        if self.hold.active:
+            cv2.add(T, B, new, dtype=cv2.CV_8U)
+            self.hold(new, out, region.pixels)  # blends into `out`, last frame's alpha there
+        else:
+            cv2.add(T, B, out, dtype=cv2.CV_8U)
         if self._track:
             self._track_shown(out, region)
         return out
 
     def _track_shown(self, alpha: np.ndarray, region: Region) -> None:
-        """Which cells of an edge region came out all room or all person (within SOFT_LEVELS)."""
+        """Which cells of an edge region came out all room or all person (within SOFT_LEVELS): pixels
+        marked 0 (room), 255 (person) or 128, averaged per cell; a cell is room or person only when its
+        average is exactly 0 or 255 (one marked pixel moves it by at least half a level up to 15 pixels
+        a cell, i.e. 4K)."""
         cy0, cy1, cx0, cx1 = region.cells
-        size = (cx1 - cx0, cy1 - cy0)
-        mark, lo, hi = self._soft[:alpha.shape[0], :alpha.shape[1]], self._cells_lo, self._cells_hi
-        lo, hi = lo[:size[1], :size[0]], hi[:size[1], :size[0]]
-        cv2.compare(alpha, self.SOFT_LEVELS[0], cv2.CMP_GE, dst=mark)   # not room
-        cv2.resize(mark, size, dst=lo, interpolation=cv2.INTER_AREA)    # > 0 where any pixel is
-        cv2.compare(alpha, self.SOFT_LEVELS[1], cv2.CMP_LE, dst=mark)   # not person
-        cv2.resize(mark, size, dst=hi, interpolation=cv2.INTER_AREA)
-        shown = self._shown[cy0:cy1, cx0:cx1]
-        shown.fill(EDGE)
-        shown[lo == 0] = ROOM
-        shown[hi == 0] = PERSON
+        mark, cells = self._soft[:alpha.shape[0], :alpha.shape[1]], self._cells_lo[:cy1 - cy0, :cx1 - cx0]
+        cv2.LUT(alpha, _MARK, dst=mark)
+        cv2.resize(mark, (cx1 - cx0, cy1 - cy0), dst=cells, interpolation=cv2.INTER_AREA)
+        cv2.LUT(cells, _KIND, dst=self._shown[cy0:cy1, cx0:cx1])
 
     def finish(self) -> np.ndarray:
         """The frame's alpha, after the optional threshold, erosion and feathering."""

@@ -107,21 +107,19 @@ class EdgeHold:
             return None
         if self._shape != shape:
             self._gray, self._prev_gray = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
-            self._still, self._held = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._still = np.empty(shape, np.uint8)
             self._shape, self._has_prev = shape, False
         self._gray, self._prev_gray = self._prev_gray, self._gray
         self.active, self._has_prev = self._has_prev, True
         return self._gray
 
     def __call__(self, alpha: np.ndarray, previous: np.ndarray, pixels: tuple[int, int, int, int]) -> None:
-        """Steadies the new `alpha` (uint8, in place) of the rectangle `pixels`, given last frame's alpha
-        there (`previous`)."""
-        if not self.active:
-            return
+        """Steadies the new `alpha` (uint8) of the rectangle `pixels` into `previous`, last frame's
+        alpha there: still pixels keep `strength` of it, moving ones take the new value."""
         y0, y1, x0, x1 = pixels
         h, w = alpha.shape
-        still, held = self._still[:h, :w], self._held[:h, :w]
-        cv2.absdiff(self._gray[y0:y1, x0:x1], self._prev_gray[y0:y1, x0:x1], still)
-        cv2.compare(still, self.motion_levels, cv2.CMP_LT, dst=still)
-        cv2.addWeighted(previous, self.strength, alpha, 1.0 - self.strength, 0.0, dst=held)
-        cv2.copyTo(held, still, alpha)
+        moving = self._still[:h, :w]
+        cv2.absdiff(self._gray[y0:y1, x0:x1], self._prev_gray[y0:y1, x0:x1], moving)
+        cv2.compare(moving, self.motion_levels, cv2.CMP_GE, dst=moving)
+        cv2.addWeighted(previous, self.strength, alpha, 1.0 - self.strength, 0.0, dst=previous)
+        cv2.copyTo(alpha, moving, previous)
