@@ -6,7 +6,8 @@ import pytest
 
 from conftest import BACKGROUND
 from vbg.backgrounds import BlurredRoom, LoopingVideo, Passthrough, SolidColor, StillImage, parse_background
-from vbg.composite import Compositor, EdgeRefiner
+from vbg.composite import Compositor
+from vbg.refine import EdgeRefiner
 from vbg.errors import VbgError
 from vbg.settings import CompositeSettings
 

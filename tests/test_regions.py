@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import CLIP_720P
-from vbg import composite
+from vbg import composite, refine
 from vbg.backgrounds import SolidColor
 from vbg.chain import MatteChain
 from vbg.frames import Frame
@@ -78,7 +78,7 @@ def test_edge_band_compositing_equals_refining_every_pixel(segmenter, monkeypatc
 
     def run(everything_edge):
         if everything_edge:
-            monkeypatch.setattr(composite, "cell_kinds", lambda room, person, out: (out.fill(EDGE), out)[1])
+            monkeypatch.setattr(refine, "cell_kinds", lambda room, person, out: (out.fill(EDGE), out)[1])
         else:
             monkeypatch.undo()
         comp = composite.Compositor(chain.compositor.refiner.settings, SolidColor((240, 240, 240)),
@@ -98,7 +98,7 @@ def _compose_both(monkeypatch, settings, frames, hold=0.0):
     """(banded, everything-as-edge) alphas for a list of (image, small, mask)."""
     def run(everything_edge):
         if everything_edge:
-            monkeypatch.setattr(composite, "cell_kinds", lambda room, person, out: (out.fill(EDGE), out)[1])
+            monkeypatch.setattr(refine, "cell_kinds", lambda room, person, out: (out.fill(EDGE), out)[1])
         else:
             monkeypatch.undo()
         comp = composite.Compositor(settings, SolidColor((255, 255, 255)), hold=EdgeHold(hold))

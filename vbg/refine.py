@@ -1,0 +1,479 @@
+"""The edge: the model's soft mask on its 256x144 grid -> a full-resolution 8-bit alpha.
+
+Refinement is a fast guided filter (He & Sun, 2015): the filter's linear coefficients are solved on
+the mask grid against the frame there (its grey levels, or its colour for the fine edge), upsampled,
+and applied to the full-resolution frame, so the outline follows the real edges of hair and
+shoulders rather than the blocky grid. Before that, the mask's unsure edge is pulled toward what the
+local colours say (`ColourUnmixing`). The grid's solution also says where the alpha can only be 0 or
+1, which is where the compositor copies instead of refining (vbg/regions.py); it is reused while the
+grid holds still (`SteadyGrid`). Buffers are allocated once per frame size.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vbg.regions import EDGE, PERSON, ROOM, GridToFrame, Region, cell_kinds, plan
+from vbg.settings import CompositeSettings
+from vbg.smooth import EdgeHold
+
+_SUM3 = np.ones((1, 3), np.float32)  # cv2.transform with it sums the channels
+_MARK = np.full(256, 128, np.uint8)  # an alpha's mark for EdgeRefiner._track_shown
+_MARK[:3], _MARK[253:] = 0, 255
+_KIND = np.full(256, EDGE, np.uint8)  # a cell's average mark -> its kind
+_KIND[0], _KIND[255] = ROOM, PERSON
+
+
+class LocalColours:
+    """The local person and room colours around each grid cell, F^ and B^: the frame's colours on the
+    grid averaged over a 7x7 window, weighted by the mask and by its complement. Kept buffers."""
+
+    def __init__(self):
+        self.person = self.room = np.empty((0, 0, 3), np.float32)
+
+    def __call__(self, small: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.person.shape[:2] != mask.shape:
+            self.person, self.room, self._share, self._weight = (
+                np.empty(mask.shape + (3,), np.float32) for _ in range(4))
+            self._plane = np.empty(mask.shape, np.float32)
+            self.person8, self.room8 = np.empty(mask.shape + (3,), np.uint8), np.empty(mask.shape + (3,), np.uint8)
+        f_hat, b_hat, share, weight = self.person, self.room, self._share, self._weight
+        r = (7, 7)
+        cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR, dst=share)
+        cv2.multiply(small, share, f_hat, dtype=cv2.CV_32F)
+        cv2.boxFilter(small, cv2.CV_32F, r, dst=b_hat)
+        cv2.boxFilter(f_hat, -1, r, dst=f_hat)
+        cv2.subtract(b_hat, f_hat, b_hat)                                     # box(small * (1 - mask))
+        cv2.boxFilter(mask, -1, r, dst=self._plane)
+        cv2.cvtColor(self._plane, cv2.COLOR_GRAY2BGR, dst=share)              # the person's share
+        np.add(share, 1e-4, out=weight)
+        cv2.divide(f_hat, weight, f_hat)
+        np.subtract(1.0 + 2e-4, weight, out=weight)                           # the room's, + 1e-4
+        cv2.divide(b_hat, weight, b_hat)
+        cv2.convertScaleAbs(f_hat, self.person8)
+        cv2.convertScaleAbs(b_hat, self.room8)
+        return f_hat, b_hat
+
+
+class ColourUnmixing:
+    """Pulls the model's unsure edge towards what the colours say, on the grid.
+
+    The model is unsure (and mostly too low) at ears and hair over light walls. Where the local person
+    and room colours differ, a cell's own colour tells how much of it is person: its position on the
+    line from the room colour B^ to the person colour F^. Where the mask is unsure (4 p (1 - p)) and
+    the two colours are far enough apart to trust (`trust_levels`), p moves that way by `strength`.
+    Done on the grid, whose colours are area averages, so sensor noise does not become flicker (per
+    pixel at full size it did, docs/quality.md)."""
+
+    def __init__(self, trust_levels: tuple[float, float] = (20.0, 60.0)):
+        self.trust_levels = trust_levels
+        self._shape = None
+
+    def __call__(self, small: np.ndarray, mask: np.ndarray, colours: tuple[np.ndarray, np.ndarray],
+                 strength: float) -> np.ndarray:
+        """The adjusted mask (a kept buffer)."""
+        if self._shape != mask.shape:
+            self._d, self._x = np.empty(mask.shape + (3,), np.float32), np.empty(mask.shape + (3,), np.float32)
+            self._n2, self._t, self._w, self._out = (np.empty(mask.shape, np.float32) for _ in range(4))
+            self._shape = mask.shape
+        f_hat, b_hat = colours
+        d, x, n2, t, w, out = self._d, self._x, self._n2, self._t, self._w, self._out
+        cv2.subtract(f_hat, b_hat, d)
+        cv2.multiply(d, d, x)
+        cv2.transform(x, _SUM3, n2)                                   # |F^ - B^|^2
+        cv2.subtract(small, b_hat, x, dtype=cv2.CV_32F)
+        cv2.multiply(x, d, x)
+        cv2.transform(x, _SUM3, t)                                    # (I - B^) . (F^ - B^)
+        np.add(n2, 1e-3, out=w)
+        np.divide(t, w, out=t)
+        np.clip(t, 0.0, 1.0, out=t)                                   # where I lies on B^ -> F^
+        lo, span = self.trust_levels
+        np.sqrt(n2, out=w)
+        np.subtract(w, lo, out=w)
+        np.multiply(w, strength / (span - lo), out=w)
+        np.clip(w, 0.0, strength, out=w)                              # trust in the colours
+        np.subtract(1.0, mask, out=n2)
+        np.multiply(n2, mask, out=n2)
+        np.multiply(n2, 4.0, out=n2)                                  # how unsure the mask is
+        np.multiply(w, n2, out=w)
+        np.subtract(t, mask, out=t)
+        np.multiply(t, w, out=t)
+        np.add(mask, t, out=out)
+        return out
+
+
+class SteadyGrid:
+    """Whether the grid's inputs (the frame on the grid, the smoothed mask, the settings) are still
+    those the edge filter was last solved for, near enough to reuse the solution: at most `share` of
+    the cells moved by more than `levels` grey levels or `mask_step` in the mask, for at most
+    `max_reuse` frames in a row. About half the frames of a talking head qualify; on video_gt the
+    scores do not move (docs/quality.md)."""
+
+    def __init__(self, levels: int = 12, share: float = 0.002, mask_step: float = 0.05, max_reuse: int = 4):
+        self.levels, self.share, self.mask_step, self.max_reuse = levels, share, mask_step, max_reuse
+        self._settings = None
+        self._shape = None
+        self._reused = 0
+
+    def reset(self) -> None:
+        self._settings = None
+
+    def holds(self, small: np.ndarray, mask: np.ndarray, settings) -> bool:
+        if self._shape != mask.shape:
+            self._gray, self._ref_gray = np.empty(mask.shape, np.uint8), np.empty(mask.shape, np.uint8)
+            self._diff = np.empty(mask.shape, np.uint8)
+            self._ref_mask, self._mask_diff = np.empty_like(mask), np.empty_like(mask)
+            self._shape, self._settings = mask.shape, None
+        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._gray)
+        if self._settings is settings and self._reused < self.max_reuse:
+            allowed = self.share * mask.size
+            cv2.absdiff(self._gray, self._ref_gray, self._diff)
+            cv2.threshold(self._diff, self.levels, 255, cv2.THRESH_BINARY, dst=self._diff)
+            if cv2.countNonZero(self._diff) <= allowed:
+                cv2.absdiff(mask, self._ref_mask, self._mask_diff)
+                cv2.threshold(self._mask_diff, self.mask_step, 1.0, cv2.THRESH_BINARY, dst=self._mask_diff)
+                if cv2.countNonZero(self._mask_diff) <= allowed:
+                    self._reused += 1
+                    return True
+        self._gray, self._ref_gray = self._ref_gray, self._gray
+        np.copyto(self._ref_mask, mask)
+        self._settings, self._reused = settings, 0
+        return False
+
+
+class EdgeRefiner:
+    """Mask-grid probability -> full-resolution 8-bit alpha, steadied over time by `hold`
+    (vbg/smooth.py's EdgeHold, with the temporal smoothing it belongs to).
+
+    Per frame: `prepare` solves the filter on the grid and cuts the frame into regions (vbg/regions.py);
+    `refine` then fills one region of `alpha`, computing pixels only in the edge band. Calling the
+    refiner does both for the whole frame.
+    """
+
+    STRIP_PX, MIN_RUN_PX = 80, 32
+    SOFT_LEVELS = (3, 252)  # a held alpha closer than this to 0 or 1 may jump there unseen
+
+    def __init__(self, settings: CompositeSettings, hold: EdgeHold | None = None):
+        self.settings = settings
+        self.hold = hold or EdgeHold()
+        self._grid_shape = None
+        self._full_shape = None
+        self._cshape = None  # grid buffers of the colour guide
+        self._lifted: np.ndarray | None = None
+        self._a: np.ndarray | None = None  # alpha*255 = a . guide + b, guide in 8-bit levels (None: a = 0)
+        self._track = False
+        self.alpha = np.empty((0, 0), np.uint8)
+        self.local_colours = LocalColours()
+        self._unmixing = ColourUnmixing()
+        self.colours: tuple[np.ndarray, np.ndarray] | None = None  # this frame's (F^, B^), when needed
+        self._steady = SteadyGrid()
+        self.steady = False  # this frame reuses the last solution (and may reuse a background drawn from it)
+
+    def reset(self) -> None:
+        self.hold.reset()
+        self._steady.reset()
+        if self._grid_shape is not None:
+            self._shown.fill(EDGE)
+
+    def _grid_buffers(self, shape):
+        if self._grid_shape != shape:
+            self._gi = np.empty(shape, np.float32)
+            self._mi, self._mp, self._mip, self._mii = (np.empty(shape, np.float32) for _ in range(4))
+            self._ga, self._b, self._t = (np.empty(shape, np.float32) for _ in range(3))
+            self._ggray = np.empty(shape, np.uint8)
+            self._room, self._person = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._kinds, self._base_kinds = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._planned, self._regions = np.empty(shape, np.uint8), None  # the last plan, and its kinds
+            self._shown = np.full(shape, EDGE, np.uint8)  # each cell's kind as last frame's alpha shows it
+            self._cells_lo = np.empty(shape, np.uint8)
+            self._grid_shape, self._full_shape = shape, None
+
+    def _full_buffers(self, shape):
+        if self._full_shape != shape:
+            h, w = shape
+            self._held_alpha = np.zeros(shape, np.uint8)   # last frame's alpha, before any post-processing
+            self._post = None
+            self._new = np.empty(shape, np.uint8)
+            self._gray = np.empty(shape, np.uint8)
+            self._guide = np.empty((h + 2, w + 2, 3), np.uint8)  # with a 1-pixel margin for its blur
+            self._A, self._B, self._T = (np.empty(shape, np.float32) for _ in range(3))
+            self._A3, self._T3 = np.empty(shape + (3,), np.float32), np.empty(shape + (3,), np.float32)
+            self._soft = np.empty(shape, np.uint8)
+            self._kernels = {}
+            self._mapping = GridToFrame(self._grid_shape, shape)
+            self._regions = None
+            self._full_shape = shape
+        self.alpha = self._held_alpha
+
+    @property
+    def mapping(self) -> GridToFrame:
+        return self._mapping
+
+    @property
+    def post_processed(self) -> bool:
+        s = self.settings
+        return s.threshold is not None or s.erode > 0 or s.feather > 0
+
+    def __call__(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Returns the full-size alpha (uint8, an internal buffer reused next call)."""
+        for region in self.prepare(image, small, mask):
+            self.refine(image, region)
+        return self.finish()
+
+    def prepare(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray) -> list[Region]:
+        """Solves the edge filter on the grid for this frame; returns the regions to `refine`."""
+        h, w = image.shape[:2]
+        self._grid_buffers(mask.shape)
+        self._full_buffers((h, w))
+        s = self.settings
+        self.steady = self._steady.holds(small, mask, s)
+        if not self.steady:
+            self._solve(small, mask)
+        return self._plan(image)
+
+    def _solve(self, small: np.ndarray, mask: np.ndarray) -> None:
+        """The edge filter's coefficients on the grid (and the local colours), for `small` and `mask`."""
+        s = self.settings
+        self.colours = self.local_colours(small, mask) if s.refine and (s.unmix > 0 or s.decontaminate) else None
+        if s.refine and s.mask_gamma != 1.0:
+            # the model is under-confident on hair and shoulders (its alpha falls short of the truth there
+            # by 40 levels on video_gt): lifting the soft probabilities puts the edge where the hair is
+            if self._lifted is None or self._lifted.shape != mask.shape:
+                self._lifted = np.empty_like(mask)
+            cv2.pow(mask, s.mask_gamma, self._lifted)
+            mask = self._lifted
+        if s.refine and s.unmix > 0:
+            mask = self._unmixing(small, mask, self.colours, s.unmix)
+        if s.refine and s.color_guide:
+            self._guided_color(small, mask)
+        elif s.refine:
+            self._guided(small, mask)
+        else:
+            self._a = None
+            np.multiply(mask, 255.0, out=self._b)
+        self._classify()
+
+    def _plan(self, image: np.ndarray) -> list[Region]:
+        s = self.settings
+        h, w = image.shape[:2]
+        gray = self.hold.frame_gray((h, w)) if s.refine else None
+        holding = gray is not None and self.hold.active
+        if gray is None and s.refine and not s.color_guide:
+            gray = self._gray
+        if gray is not None:
+            # the guide through a 3x3 box: the coefficients carry the edge's gain to every pixel, sensor
+            # noise included, and the box halves the edge shimmer that causes (measured on video_gt)
+            cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=gray)
+            cv2.blur(gray, (3, 3), dst=gray)
+        self._frame_gray = gray
+        kinds = self._kinds
+        np.copyto(kinds, self._base_kinds)
+        if self.post_processed:
+            kinds.fill(EDGE)  # erode and feather reach across regions: one region, the whole frame
+        if holding:
+            # where last frame's alpha was not already this cell's 0 or 1 (an edge still fading out, the
+            # person or room a still frame's mask flipped), the hold blends the two: work to do
+            np.copyto(kinds, EDGE, where=kinds != self._shown)
+        self._track = s.refine and self.hold.strength > 0
+        if self._regions is None or not np.array_equal(kinds, self._planned):
+            self._regions = plan(kinds, self._mapping, self.STRIP_PX, self.MIN_RUN_PX)
+            np.copyto(self._planned, kinds)
+        return self._regions
+
+    def _classify(self) -> None:
+        """Each cell's kind from the coefficients alone: the alpha a cell can reach over any guide value;
+        where it cannot rise above 0 (or fall below 1) the cell is room (person) whatever the pixels
+        (the snap makes most of the frame so)."""
+        lo, hi = self._mi, self._mii  # free once the coefficients are solved
+        if self._a is None:
+            lo.fill(0.0)
+            hi.fill(0.0)
+        else:
+            planes = cv2.split(self._a) if self._a.ndim == 3 else (self._a,)
+            np.minimum(planes[0], 0.0, out=lo)
+            np.maximum(planes[0], 0.0, out=hi)
+            for p in planes[1:]:
+                lo += np.minimum(p, 0.0)
+                hi += np.maximum(p, 0.0)
+        np.multiply(hi, 255.0, out=hi)
+        np.add(hi, self._b, out=hi)
+        cv2.compare(hi, 0.5, cv2.CMP_LE, dst=self._room)
+        np.multiply(lo, 255.0, out=lo)
+        np.add(lo, self._b, out=lo)
+        cv2.compare(lo, 254.5, cv2.CMP_GE, dst=self._person)
+        cell_kinds(self._room, self._person, self._base_kinds)
+
+    def refine(self, image: np.ndarray, region: Region) -> np.ndarray:
+        """Fills `region` of the alpha; returns it (a view)."""
+        y0, y1, x0, x1 = region.pixels
+        out = self._held_alpha[y0:y1, x0:x1]
+        if region.kind != EDGE:
+            out.fill(255 if region.kind == PERSON else 0)
+            if self._track:
+                cy0, cy1, cx0, cx1 = region.cells
+                self._shown[cy0:cy1, cx0:cx1] = region.kind
+            return out
+        m = self._mapping
+        B = m.upsample(self._b, region, self._B)
+        if self._a is None:
+            cv2.convertScaleAbs(B, out)  # b >= 0 here: the plain bilinear mask
+            return out
+        rh, rw = y1 - y0, x1 - x0
+        new, T = self._new[:rh, :rw], self._T[:rh, :rw]
+        if self._a.ndim == 3:
+            # the colour guide through the same 3x3 box, with its real neighbours (a pixel of margin)
+            h, w = image.shape[:2]
+            ey0, ey1, ex0, ex1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
+            guide = self._guide[:ey1 - ey0, :ex1 - ex0]
+            cv2.blur(image[ey0:ey1, ex0:ex1], (3, 3), dst=guide)
+            guide = guide[y0 - ey0:y0 - ey0 + rh, x0 - ex0:x0 - ex0 + rw]
+            A, T3 = m.upsample(self._a, region, self._A3), self._T3[:rh, :rw]
+            cv2.multiply(guide, A, T3, dtype=cv2.CV_32F)
+            cv2.transform(T3, _SUM3, T)
+        else:
+            A = m.upsample(self._ga, region, self._A)
+            cv2.multiply(self._frame_gray[y0:y1, x0:x1], A, T, dtype=cv2.CV_32F)
+        if self.hold.active:
+            cv2.add(T, B, new, dtype=cv2.CV_8U)
+            self.hold(new, out, region.pixels)  # blends into `out`, last frame's alpha there
+        else:
+            cv2.add(T, B, out, dtype=cv2.CV_8U)
+        if self._track:
+            self._track_shown(out, region)
+        return out
+
+    def _track_shown(self, alpha: np.ndarray, region: Region) -> None:
+        """Which cells of an edge region came out all room or all person (within SOFT_LEVELS): pixels
+        marked 0 (room), 255 (person) or 128, averaged per cell; a cell is room or person only when its
+        average is exactly 0 or 255 (one marked pixel moves it by at least half a level up to 15 pixels
+        a cell, i.e. 4K)."""
+        cy0, cy1, cx0, cx1 = region.cells
+        mark, cells = self._soft[:alpha.shape[0], :alpha.shape[1]], self._cells_lo[:cy1 - cy0, :cx1 - cx0]
+        cv2.LUT(alpha, _MARK, dst=mark)
+        cv2.resize(mark, (cx1 - cx0, cy1 - cy0), dst=cells, interpolation=cv2.INTER_AREA)
+        cv2.LUT(cells, _KIND, dst=self._shown[cy0:cy1, cx0:cx1])
+
+    def finish(self) -> np.ndarray:
+        """The frame's alpha, after the optional threshold, erosion and feathering."""
+        s = self.settings
+        if not self.post_processed:
+            self.alpha = self._held_alpha
+            return self.alpha
+        if self._post is None:
+            self._post = np.empty_like(self._held_alpha)
+        self.alpha = alpha = self._post
+        np.copyto(alpha, self._held_alpha)
+        if s.threshold is not None:
+            cv2.threshold(alpha, s.threshold * 255, 255, cv2.THRESH_BINARY, dst=alpha)
+        if s.erode > 0:
+            cv2.erode(alpha, self._kernel(s.erode), dst=alpha)
+        if s.feather > 0:
+            k = 2 * s.feather + 1
+            cv2.GaussianBlur(alpha, (k, k), 0, dst=alpha)
+        return alpha
+
+    def _kernel(self, px):
+        k = self._kernels.get(px)
+        if k is None:
+            k = self._kernels[px] = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+        return k
+
+    def _guided(self, small, mask):
+        r = (2 * self.settings.radius + 1,) * 2
+        gi, mi, mp, mip, mii, a, b = self._gi, self._mi, self._mp, self._mip, self._mii, self._ga, self._b
+        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._ggray)
+        cv2.multiply(self._ggray, 1.0 / 255.0, gi, dtype=cv2.CV_32F)
+        cv2.boxFilter(gi, -1, r, dst=mi)
+        cv2.boxFilter(mask, -1, r, dst=mp)
+        cv2.multiply(gi, mask, mip)
+        cv2.boxFilter(mip, -1, r, dst=mip)
+        cv2.multiply(gi, gi, mii)
+        cv2.boxFilter(mii, -1, r, dst=mii)
+        # a = cov(I, p) / (var(I) + eps); b = mean(p) - a mean(I)
+        t = self._t
+        np.subtract(mip, np.multiply(mi, mp, out=t), out=mip)
+        np.subtract(mii, np.multiply(mi, mi, out=t), out=mii)
+        np.add(mii, self.settings.eps, out=mii)
+        np.divide(mip, mii, out=a)
+        np.subtract(mp, np.multiply(a, mi, out=t), out=b)
+        cv2.boxFilter(a, -1, r, dst=a)
+        cv2.boxFilter(b, -1, r, dst=b)
+        # snap: alpha' = (alpha - snap) / (1 - 2 snap), folded into a and b; then
+        # alpha'*255 = a * grey + 255 b at full size; grey stays 8-bit, alpha saturates into 8-bit
+        gain = 1.0 / (1.0 - 2.0 * self.settings.snap)
+        np.multiply(a, gain, out=a)
+        np.subtract(b, self.settings.snap, out=b)
+        np.multiply(b, 255.0 * gain, out=b)
+        self._a = a
+
+    def _guided_color(self, small, mask):
+        """The guided filter with the frame's colour as the guide (He et al.'s colour version): skin or
+        hair against a wall of the same brightness but another hue still gets an edge, where the grey
+        guide sees none and lets the mask's blur through (ears and hair cut off over light walls).
+        Channel by channel on contiguous planes with kept buffers: numpy is slow on interleaved
+        channels, and a fresh array per step costs more than the step."""
+        r = (2 * self.settings.radius + 1,) * 2
+        if self._cshape != mask.shape:
+            self._ac = np.empty(mask.shape + (3,), np.float32)
+            self._cplanes = [np.empty(mask.shape, np.float32) for _ in range(30)]
+            self._cshape = mask.shape
+        P = iter(self._cplanes)
+        mul, sub, add = np.multiply, np.subtract, np.add
+
+        def box(x):
+            out = next(P)
+            cv2.boxFilter(x, -1, r, dst=out)
+            return out
+
+        g = [next(P) for _ in range(3)]
+        for plane, channel in zip(g, cv2.split(small)):
+            cv2.multiply(channel, 1.0 / 255.0, plane, dtype=cv2.CV_32F)
+        t, u = next(P), next(P)
+        m = [box(x) for x in g]
+        mp = box(mask)
+        cov = []
+        for x, mx in zip(g, m):                                                  # cov(I_c, p)
+            c = box(mul(x, mask, out=t))
+            cov.append(sub(c, mul(mx, mp, out=t), out=c))
+        var = {}
+        for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):            # var(I) + eps U
+            v = box(mul(g[i], g[j], out=t))
+            sub(v, mul(m[i], m[j], out=t), out=v)
+            if i == j:
+                add(v, self.settings.eps, out=v)
+            var[i, j] = v
+        a00, a01, a02, a11, a12, a22 = (var[k] for k in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)))
+
+        def det2(a, b, c, d):  # a b - c d
+            out = next(P)
+            return sub(mul(a, b, out=out), mul(c, d, out=t), out=out)
+
+        # the inverse of the symmetric 3x3 (its adjugate over the determinant), times cov(I, p)
+        i00, i01, i02 = det2(a11, a22, a12, a12), det2(a02, a12, a01, a22), det2(a01, a12, a02, a11)
+        i11, i12, i22 = det2(a00, a22, a02, a02), det2(a01, a02, a00, a12), det2(a00, a11, a01, a01)
+        det = next(P)
+        mul(a00, i00, out=det)
+        add(det, mul(a01, i01, out=t), out=det)
+        add(det, mul(a02, i02, out=t), out=det)
+        c0, c1, c2 = cov
+        ac = []
+        for k0, k1, k2 in ((i00, i01, i02), (i01, i11, i12), (i02, i12, i22)):
+            a = next(P)
+            mul(k0, c0, out=a)
+            add(a, mul(k1, c1, out=t), out=a)
+            add(a, mul(k2, c2, out=t), out=a)
+            ac.append(np.divide(a, det, out=a))
+        b = self._b
+        np.copyto(b, mp)
+        for a, mx in zip(ac, m):
+            sub(b, mul(a, mx, out=t), out=b)
+        cv2.boxFilter(b, -1, r, dst=b)
+        gain = 1.0 / (1.0 - 2.0 * self.settings.snap)
+        for a in ac:  # alpha*255 = ac . guide + b, the guide in 8-bit levels
+            cv2.boxFilter(a, -1, r, dst=u)
+            mul(u, gain, out=a)
+        cv2.merge(ac, dst=self._ac)
+        sub(b, self.settings.snap, out=b)
+        mul(b, 255.0 * gain, out=b)
+        self._a = self._ac
