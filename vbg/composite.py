@@ -42,10 +42,7 @@ class Compositor:
             self._inv3 = np.empty(shape, np.uint8)
             self._fg = np.empty(shape, np.uint8)
             self._blend = np.empty(shape, np.uint8)
-            self._soft = np.empty(shape[:2], np.uint8)
-            self._paste = np.empty(shape, np.uint8)
-            self._est, self._tmp = np.empty(shape, np.int16), np.empty(shape, np.int16)
-            self._f_hat, self._b_hat = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._estimate_buffers = None  # the colour estimate's, made on its first use
             # two outputs, so the previous one stays valid while the next is composed (preview, vcam)
             self._outputs = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
             self._shape = shape
@@ -56,9 +53,15 @@ class Compositor:
         room (the halo of the old wall, the colour fringe): blur-fusion foreground estimation (Germer et
         al., 2021), F = F^ + a (I - a F^ - (1 - a) B^), with the local colours F^ and B^ from the grid.
         Writes F a into `fg` where 0 < alpha < 1 (and F into the kept colour, offline)."""
+        if self._estimate_buffers is None:
+            shape = self._shape
+            self._estimate_buffers = (np.empty(shape[:2], np.uint8), np.empty(shape, np.uint8),
+                                      np.empty(shape, np.int16), np.empty(shape, np.int16),
+                                      np.empty(shape, np.uint8), np.empty(shape, np.uint8))
+        soft_buffer, paste_buffer, est_buffer, tmp_buffer, f_buffer, b_buffer = self._estimate_buffers
         y0, y1, x0, x1 = region.pixels
         rh, rw = y1 - y0, x1 - x0
-        soft = self._soft[:rh, :rw]
+        soft = soft_buffer[:rh, :rw]
         cv2.inRange(alpha, *self.SOFT, dst=soft)
         sx, sy, rw, rh = cv2.boundingRect(soft)  # often much less than the region: work only there
         if not rw:
@@ -70,10 +73,10 @@ class Compositor:
         mapping = self.refiner.mapping
         cover = mapping.covering((y0, y1, x0, x1))
         inside = (slice(y0 - cover.pixels[0], y1 - cover.pixels[0]), slice(x0 - cover.pixels[2], x1 - cover.pixels[2]))
-        f_hat = mapping.upsample(colours[0], cover, self._f_hat)[inside]
-        b_hat = mapping.upsample(colours[1], cover, self._b_hat)[inside]
+        f_hat = mapping.upsample(colours[0], cover, f_buffer)[inside]
+        b_hat = mapping.upsample(colours[1], cover, b_buffer)[inside]
         # in 16-bit integers (a level of rounding per step, a quarter of the float traffic)
-        est, tmp, paste = self._est[:rh, :rw], self._tmp[:rh, :rw], self._paste[:rh, :rw]
+        est, tmp, paste = est_buffer[:rh, :rw], tmp_buffer[:rh, :rw], paste_buffer[:rh, :rw]
         cv2.subtract(f_hat, b_hat, tmp, dtype=cv2.CV_16S)
         cv2.multiply(tmp, alpha3, tmp, 1.0 / 255.0, dtype=cv2.CV_16S)          # a (F^ - B^)
         cv2.subtract(image[y0:y1, x0:x1], b_hat, est, dtype=cv2.CV_16S)
@@ -134,12 +137,13 @@ class Compositor:
         if refiner.post_processed:  # the alpha is complete only after every region is refined
             for region in regions:
                 refiner.refine(image, region)
-            refiner.finish()
-        for region in regions:
-            alpha = self.refiner.alpha[slice(*region.pixels[:2]), slice(*region.pixels[2:])] \
-                if refiner.post_processed else refiner.refine(image, region)
-            self._blend_region(image, bg, alpha, region, out, colours)
-        if not refiner.post_processed:
+            alpha = refiner.finish()
+            for region in regions:
+                y0, y1, x0, x1 = region.pixels
+                self._blend_region(image, bg, alpha[y0:y1, x0:x1], region, out, colours)
+        else:
+            for region in regions:
+                self._blend_region(image, bg, refiner.refine(image, region), region, out, colours)
             refiner.finish()
         if self.mirror:
             flipped = self._next_output()

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from vbg.regions import EDGE, PERSON, ROOM, GridToFrame, Region, cell_kinds, plan
+from vbg.segment import changed_cells
 from vbg.settings import CompositeSettings
 from vbg.smooth import EdgeHold
 
@@ -32,7 +33,8 @@ class LocalColours:
     def __init__(self):
         self.person = self.room = np.empty((0, 0, 3), np.float32)
 
-    def __call__(self, small: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, small: np.ndarray, mask: np.ndarray, eight_bit: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(F^, B^) in float; with `eight_bit` also kept as `person8` and `room8` (the colour estimate's)."""
         if self.person.shape[:2] != mask.shape:
             self.person, self.room, self._share, self._weight = (
                 np.empty(mask.shape + (3,), np.float32) for _ in range(4))
@@ -51,8 +53,9 @@ class LocalColours:
         cv2.divide(f_hat, weight, f_hat)
         np.subtract(1.0 + 2e-4, weight, out=weight)                           # the room's, + 1e-4
         cv2.divide(b_hat, weight, b_hat)
-        cv2.convertScaleAbs(f_hat, self.person8)
-        cv2.convertScaleAbs(b_hat, self.room8)
+        if eight_bit:
+            cv2.convertScaleAbs(f_hat, self.person8)
+            cv2.convertScaleAbs(b_hat, self.room8)
         return f_hat, b_hat
 
 
@@ -128,14 +131,10 @@ class SteadyGrid:
         cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._gray)
         if self._settings is settings and self._reused < self.max_reuse:
             allowed = self.share * mask.size
-            cv2.absdiff(self._gray, self._ref_gray, self._diff)
-            cv2.threshold(self._diff, self.levels, 255, cv2.THRESH_BINARY, dst=self._diff)
-            if cv2.countNonZero(self._diff) <= allowed:
-                cv2.absdiff(mask, self._ref_mask, self._mask_diff)
-                cv2.threshold(self._mask_diff, self.mask_step, 1.0, cv2.THRESH_BINARY, dst=self._mask_diff)
-                if cv2.countNonZero(self._mask_diff) <= allowed:
-                    self._reused += 1
-                    return True
+            if changed_cells(self._gray, self._ref_gray, self.levels, self._diff) <= allowed and \
+                    changed_cells(mask, self._ref_mask, self.mask_step, self._mask_diff) <= allowed:
+                self._reused += 1
+                return True
         self._gray, self._ref_gray = self._ref_gray, self._gray
         np.copyto(self._ref_mask, mask)
         self._settings, self._reused = settings, 0
@@ -166,7 +165,6 @@ class EdgeRefiner:
         self.alpha = np.empty((0, 0), np.uint8)
         self.local_colours = LocalColours()
         self._unmixing = ColourUnmixing()
-        self.colours: tuple[np.ndarray, np.ndarray] | None = None  # this frame's (F^, B^), when needed
         self._steady = SteadyGrid()
         self.steady = False  # this frame reuses the last solution (and may reuse a background drawn from it)
 
@@ -186,7 +184,7 @@ class EdgeRefiner:
             self._kinds, self._base_kinds = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             self._planned, self._regions = np.empty(shape, np.uint8), None  # the last plan, and its kinds
             self._shown = np.full(shape, EDGE, np.uint8)  # each cell's kind as last frame's alpha shows it
-            self._cells_lo = np.empty(shape, np.uint8)
+            self._cells = np.empty(shape, np.uint8)
             self._grid_shape, self._full_shape = shape, None
 
     def _full_buffers(self, shape):
@@ -199,7 +197,7 @@ class EdgeRefiner:
             self._guide = np.empty((h + 2, w + 2, 3), np.uint8)  # with a 1-pixel margin for its blur
             self._A, self._B, self._T = (np.empty(shape, np.float32) for _ in range(3))
             self._A3, self._T3 = np.empty(shape + (3,), np.float32), np.empty(shape + (3,), np.float32)
-            self._soft = np.empty(shape, np.uint8)
+            self._mark = np.empty(shape, np.uint8)
             self._kernels = {}
             self._mapping = GridToFrame(self._grid_shape, shape)
             self._regions = None
@@ -235,7 +233,8 @@ class EdgeRefiner:
     def _solve(self, small: np.ndarray, mask: np.ndarray) -> None:
         """The edge filter's coefficients on the grid (and the local colours), for `small` and `mask`."""
         s = self.settings
-        self.colours = self.local_colours(small, mask) if s.refine and (s.unmix > 0 or s.decontaminate) else None
+        colours = self.local_colours(small, mask, eight_bit=s.decontaminate) \
+            if s.refine and (s.unmix > 0 or s.decontaminate) else None
         if s.refine and s.mask_gamma != 1.0:
             # the model is under-confident on hair and shoulders (its alpha falls short of the truth there
             # by 40 levels on video_gt): lifting the soft probabilities puts the edge where the hair is
@@ -244,7 +243,7 @@ class EdgeRefiner:
             cv2.pow(mask, s.mask_gamma, self._lifted)
             mask = self._lifted
         if s.refine and s.unmix > 0:
-            mask = self._unmixing(small, mask, self.colours, s.unmix)
+            mask = self._unmixing(small, mask, colours, s.unmix)
         if s.refine and s.color_guide:
             self._guided_color(small, mask)
         elif s.refine:
@@ -349,7 +348,7 @@ class EdgeRefiner:
         average is exactly 0 or 255 (one marked pixel moves it by at least half a level up to 15 pixels
         a cell, i.e. 4K)."""
         cy0, cy1, cx0, cx1 = region.cells
-        mark, cells = self._soft[:alpha.shape[0], :alpha.shape[1]], self._cells_lo[:cy1 - cy0, :cx1 - cx0]
+        mark, cells = self._mark[:alpha.shape[0], :alpha.shape[1]], self._cells[:cy1 - cy0, :cx1 - cx0]
         cv2.LUT(alpha, _MARK, dst=mark)
         cv2.resize(mark, (cx1 - cx0, cy1 - cy0), dst=cells, interpolation=cv2.INTER_AREA)
         cv2.LUT(cells, _KIND, dst=self._shown[cy0:cy1, cx0:cx1])

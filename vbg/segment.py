@@ -175,6 +175,13 @@ class Segmenter:
         return self.model.person(self.output)[y:y + ch, x:x + cw]
 
 
+def changed_cells(now: np.ndarray, ref: np.ndarray, step: float, scratch: np.ndarray) -> int:
+    """How many cells of `now` differ from `ref` by more than `step` (`scratch`: a buffer like them)."""
+    cv2.absdiff(now, ref, scratch)
+    cv2.threshold(scratch, step, 1, cv2.THRESH_BINARY, dst=scratch)
+    return cv2.countNonZero(scratch)
+
+
 class InferenceGate:
     """Adaptive inference: while the picture holds still (a talking head between gestures) the model's
     last mask is reused, still smoothed, refined and composited against each new frame; the model runs
@@ -198,10 +205,7 @@ class InferenceGate:
             self._gray, self._diff, self._ref = np.empty(shape, np.uint8), np.empty(shape, np.uint8), None
         cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray)
         if self._ref is not None and self._skipped < self.max_skip:
-            cv2.absdiff(self._gray, self._ref, self._diff)
-            cv2.threshold(self._diff, self.levels, 255, cv2.THRESH_BINARY, dst=self._diff)
-            moved = cv2.countNonZero(self._diff)
-            if moved <= self.share * self._diff.size:
+            if changed_cells(self._gray, self._ref, self.levels, self._diff) <= self.share * self._diff.size:
                 self._skipped += 1
                 return False
         if self._ref is None:

@@ -107,7 +107,7 @@ class EdgeHold:
             return None
         if self._shape != shape:
             self._gray, self._prev_gray = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
-            self._still = np.empty(shape, np.uint8)
+            self._moving = np.empty(shape, np.uint8)
             self._shape, self._has_prev = shape, False
         self._gray, self._prev_gray = self._prev_gray, self._gray
         self.active, self._has_prev = self._has_prev, True
@@ -118,7 +118,7 @@ class EdgeHold:
         alpha there: still pixels keep `strength` of it, moving ones take the new value."""
         y0, y1, x0, x1 = pixels
         h, w = alpha.shape
-        moving = self._still[:h, :w]
+        moving = self._moving[:h, :w]
         cv2.absdiff(self._gray[y0:y1, x0:x1], self._prev_gray[y0:y1, x0:x1], moving)
         cv2.compare(moving, self.motion_levels, cv2.CMP_GE, dst=moving)
         cv2.addWeighted(previous, self.strength, alpha, 1.0 - self.strength, 0.0, dst=previous)
