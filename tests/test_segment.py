@@ -68,10 +68,29 @@ def test_inference_gate_skips_still_frames_and_runs_on_motion_and_at_least_every
 
     gate = InferenceGate(max_skip=4)
     still = np.full((144, 256, 3), 100, np.uint8)
-    runs = [gate.should_run(still) for _ in range(10)]
-    assert runs == [True, False, False, False, False, True, False, False, False, False]
+    runs = [gate.choose(still) for _ in range(10)]
+    assert runs == ["full", None, None, None, None, "full", None, None, None, None]
     moved = still.copy()
     moved[40:80, 100:140] = 200                        # a hand comes in: 4% of the grid
-    assert gate.should_run(moved) and not gate.should_run(moved)
+    assert gate.choose(moved) == "full" and gate.choose(moved) is None
     noisy = moved.astype(np.int16) + np.random.default_rng(0).integers(-6, 7, moved.shape)
-    assert not gate.should_run(noisy.clip(0, 255).astype(np.uint8))   # sensor noise is not motion
+    assert gate.choose(noisy.clip(0, 255).astype(np.uint8)) is None   # sensor noise is not motion
+
+
+def test_the_gate_runs_the_view_whose_part_of_the_picture_moved_and_takes_turns_when_both_did():
+    from vbg.segment import InferenceGate
+
+    gate = InferenceGate(max_skip=4)
+    head = (0, 72, 64, 192)                            # the head crop's cells
+    picture = np.full((144, 256, 3), 100, np.uint8)
+    assert [gate.choose(picture, head) for _ in range(6)] == ["full", None, None, None, None, "head"]
+    picture[20:40, 100:140] = 200                      # the head turns: only the crop moved
+    assert gate.choose(picture, head) == "head" and gate.choose(picture, head) is None
+    picture[100:130, 10:40] = 50                       # a hand below, outside the crop
+    assert gate.choose(picture, head) == "full" and gate.choose(picture, head) is None
+    views = []
+    for i in range(6):                                 # everything moves: one run a frame, in turns
+        picture[:] = 60 + 20 * i
+        views.append(gate.choose(picture, head))
+    assert views == ["head", "full", "head", "full", "head", "full"]   # the head had waited longer
+    assert gate.runs == 10 and gate.head_runs == 5    # as many runs as one view would have had

@@ -90,12 +90,13 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
             pipeline.latency.reset()
             start_frames = pipeline.counters.frames_out
             gate = pipeline.chain.gate
-            g0 = (gate.frames, gate.runs) if gate else (0, 0)
+            g0 = (gate.frames, gate.runs, gate.head_runs) if gate else (0, 0, 0)
             t0, c0 = time.perf_counter(), time.process_time()
             pipeline.wait(frames=start_frames + frames)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             done = pipeline.counters.frames_out - start_frames
             model_share = (gate.runs - g0[1]) / max(1, gate.frames - g0[0]) if gate else 1.0
+            head_share = (gate.head_runs - g0[2]) / max(1, gate.frames - g0[0]) if gate else None
         finally:
             pipeline.stop()
         dropped = pipeline.capture_slot.dropped + pipeline.composite_slot.dropped
@@ -123,6 +124,7 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
         if len(lat) else None,
         "model_infer_ms": round(model_ms, 3),
         "model_share": round(model_share, 3),  # frames the model ran on (below 1 with --adaptive auto)
+        "head_share": None if head_share is None else round(head_share, 3),  # of them, on the head (vbg/focus.py)
         "model_infer_cpu_ms": round(model_cpu_ms, 3),
         "provider": segmenter.provider,
         "threads": segmenter.threads,
@@ -178,7 +180,8 @@ def format_report(r: dict) -> str:
              f"  CPU s/frame        {r['cpu_s_per_frame'] * 1e3:8.2f} ms  ({r['cpu_ratio_to_model']}x the bare model's "
              f"CPU time)",
              f"  bare model         {r['model_infer_ms']:8.2f} ms wall, {r['model_infer_cpu_ms']:.2f} ms CPU"
-             + (f"; ran on {100 * r['model_share']:.0f}% of frames" if r["model_share"] < 1 else ""),
+             + (f"; ran on {100 * r['model_share']:.0f}% of frames" if r["model_share"] < 1 else "")
+             + (f" ({100 * r['head_share']:.0f}% on the head)" if r["head_share"] else ""),
              "  stage              median      p99 (ms)"]
     for name, s in r["stages_ms"].items():
         lines.append(f"  {name:<16} {s['median']:8.2f} {s['p99']:8.2f}")

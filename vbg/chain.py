@@ -14,9 +14,11 @@ import numpy as np
 
 from vbg.backgrounds import Background, BlurredRoom, Passthrough, parse_background
 from vbg.composite import Compositor
+from vbg.focus import FULL, HEAD, HeadFocus
 from vbg.frames import Frame
 from vbg.model import resolve_model
 from vbg.models import load_model
+from vbg.regions import GridToFrame
 from vbg.segment import InferenceGate, Segmenter
 from vbg.settings import Settings, resolve_edge
 from vbg.smooth import EdgeHold, MaskSmoother
@@ -46,7 +48,12 @@ class MatteChain:
         self.edge_hold = EdgeHold()
         self.compositor = Compositor(settings.composite, background or parse_background("none"), hold=self.edge_hold)
         self.gate: InferenceGate | None = None
-        self._last_prob: np.ndarray | None = None
+        self.focus = HeadFocus()
+        self._full: np.ndarray | None = None   # the model's last view of the whole frame
+        self._prob: np.ndarray | None = None   # with the head view laid over it: what is smoothed
+        self._turn = FULL
+        self._mapping: GridToFrame | None = None
+        self._head_small: np.ndarray | None = None
         self.update(settings)
         self._offline = Frame()
 
@@ -80,28 +87,84 @@ class MatteChain:
         """Forget the past (a new clip, an unrelated image)."""
         self.smoother.reset()
         self.edge_hold.reset()
-        self._last_prob = None
+        self._full = None
         if self.gate is not None:
             self.gate.reset()
 
     # -- the two halves ----------------------------------------------------------------------------
     def segment(self, frame: Frame) -> None:
-        """Model-grid image and smoothed mask for `frame`, into its own buffers ('small', 'mask')."""
-        rows, cols = self.segmenter.fit(*frame.image.shape[:2])
+        """Model-grid image and smoothed mask for `frame`, into its own buffers ('small', 'mask').
+
+        The model looks at the whole frame or, with `focus` on, at a crop of the head (vbg/focus.py),
+        one view a run: the gate picks the view whose part of the picture moved (adaptive off: they
+        take turns). The first frame gets both."""
+        image = frame.image
+        rows, cols = self.segmenter.fit(*image.shape[:2])
         small = frame.buffer("small", (rows, cols, 3), np.uint8)
         mask = frame.buffer("mask", (rows, cols), np.float32)
+        first = self._full is None or self._full.shape != (rows, cols)
+        if first:
+            self.focus.reset()
+            if self.gate is not None:
+                self.gate.reset()
         with self.times.measure("preprocess"):
-            self.segmenter.preprocess(frame.image, small)
-            run = self.gate is None or self._last_prob is None or self._last_prob.shape != (rows, cols) \
-                or self.gate.should_run(small)
-        if run:
+            self.segmenter.preprocess(image, small)
+            head = None if first else self._head_crop(image.shape[:2], moved=False)
+            if self.gate is not None:
+                view = self.gate.choose(small, head)
+            else:
+                self._turn = HEAD if self._turn == FULL and head is not None else FULL
+                view = self._turn
+        if view == FULL:
             with self.times.measure("inference"):
                 prob = self.segmenter.infer()
-            if self._last_prob is None or self._last_prob.shape != prob.shape:
-                self._last_prob = np.empty_like(prob)
-            np.copyto(self._last_prob, prob)  # ours: the session may be shared (vbg eval's variants)
+            if first:
+                self._full = np.empty_like(prob)
+                self._prob = np.empty_like(prob)
+            np.copyto(self._full, prob)  # ours: the session may be shared (vbg eval's variants)
+            if first:
+                self.focus.fuse(self._full, self._prob)  # where the head is, for the head view below
+                view = HEAD
+        if view == HEAD:
+            with self.times.measure("inference"):
+                head = self._head_crop(image.shape[:2])  # where the head is now
+                if head is not None:
+                    self.focus.store(self._infer_head(image, head), head)
+                    if first:
+                        self._turn = HEAD
+                        if self.gate is not None:
+                            self.gate.record(HEAD)
+        if view is not None:
+            self.focus.fuse(self._full, self._prob)
         with self.times.measure("smoothing"):
-            self.smoother(self._last_prob, small, mask)
+            self.smoother(self._prob, small, mask)
+
+    def _head_crop(self, frame_shape: tuple[int, int], moved: bool = True) -> tuple[int, int, int, int] | None:
+        """The cells of the next head view (None: focus off, nobody, or a frame too small to gain);
+        `moved` False: the last head view's while there is one (placing it is for head runs)."""
+        grid = self._full.shape
+        if self._settings.segment.focus != "head" or not self.segmenter.keep_aspect \
+                or not HeadFocus.worthwhile(grid, frame_shape):
+            self.focus.reset()
+            return None
+        if self._mapping is None or self._mapping.grid != grid or self._mapping.frame != frame_shape:
+            self._mapping = GridToFrame(grid, frame_shape)
+        if not moved and self.focus.rect is not None:
+            return self.focus.rect
+        head = self.focus.place(self._prob, self._mapping.period)
+        if head is None:
+            self.focus.reset()
+        return head
+
+    def _infer_head(self, image: np.ndarray, head: tuple[int, int, int, int]) -> np.ndarray:
+        """The model's probability over the head crop (grid-shaped; valid until the next run)."""
+        m = self._mapping
+        y0, y1, x0, x1 = head
+        crop = image[m.pixel_y(y0):m.pixel_y(y1), m.pixel_x(x0):m.pixel_x(x1)]
+        if self._head_small is None or self._head_small.shape != self._full.shape + (3,):
+            self._head_small = np.empty(self._full.shape + (3,), np.uint8)
+        self.segmenter.preprocess(crop, self._head_small)
+        return self.segmenter.infer()
 
     def compose(self, frame: Frame, need_alpha: bool = False) -> np.ndarray:
         """The output image for a segmented frame (a chain buffer, valid until the call after next)."""

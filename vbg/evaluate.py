@@ -48,7 +48,7 @@ class _Variant:
             self.keep_aspect, self.matter = True, MatteChain(settings, segmenter)
             return
         bare = dataclasses.replace(settings, smooth=SmoothSettings(strength=0.0), composite=CompositeSettings(refine=False),
-                                   segment=dataclasses.replace(settings.segment, adaptive="off"))
+                                   segment=dataclasses.replace(settings.segment, adaptive="off", focus="off"))
         smoother = EmaSmoother(0.5) if name == "ema" else MaskSmoother(0.0)
         self.keep_aspect, self.matter = False, MatteChain(bare, segmenter, smoother=smoother)
 

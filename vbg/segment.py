@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from vbg.errors import VbgError
+from vbg.focus import FULL, HEAD
 from vbg.model import ModelSpec
 from vbg.models import SegmentationModel, load_model
 
@@ -186,32 +187,73 @@ class InferenceGate:
     """Adaptive inference: while the picture holds still (a talking head between gestures) the model's
     last mask is reused, still smoothed, refined and composited against each new frame; the model runs
     again as soon as more than `share` of the grid changed by over `levels` grey levels since its last
-    run, and at least every `max_skip + 1` frames."""
+    run, and at least every `max_skip + 1` frames.
+
+    With a head crop (vbg/focus.py) the model has two views, the full frame and the head. They share
+    those runs, so the crop costs no extra ones: a run goes to the view whose part of the picture
+    moved (the full view's part is outside the crop), and to the one that waited longer when both or
+    neither did."""
 
     def __init__(self, max_skip: int = 4, levels: int = 12, share: float = 0.002):
         self.max_skip, self.levels, self.share = max_skip, levels, share
-        self._ref: np.ndarray | None = None
+        self._refs: dict[str | None, np.ndarray] = {}   # the grey at the last run (None), of each view
+        self._waited: dict[str | None, int] = {}         # frames since then
         self._gray = self._diff = None
-        self._skipped = 0
-        self.frames = self.runs = 0
+        self.frames = self.runs = self.head_runs = 0
 
     def reset(self) -> None:
-        self._ref = None
+        self._refs.clear()
 
-    def should_run(self, small_bgr: np.ndarray) -> bool:
+    def choose(self, small_bgr: np.ndarray, head: tuple[int, int, int, int] | None = None) -> str | None:
+        """The view to run the model on for this frame (FULL or HEAD), or None to reuse the last mask.
+        `head`: the cells the head view would cover (None: no head view)."""
         self.frames += 1
         shape = small_bgr.shape[:2]
         if self._gray is None or self._gray.shape != shape:
-            self._gray, self._diff, self._ref = np.empty(shape, np.uint8), np.empty(shape, np.uint8), None
+            self._gray, self._diff = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+            self._refs.clear()
         cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray)
-        if self._ref is not None and self._skipped < self.max_skip:
-            if changed_cells(self._gray, self._ref, self.levels, self._diff) <= self.share * self._diff.size:
-                self._skipped += 1
-                return False
-        if self._ref is None:
-            self._ref = self._gray.copy()
-        else:
-            np.copyto(self._ref, self._gray)
-        self._skipped = 0
+        if head is None:
+            self._refs.pop(HEAD, None)
+        views = (FULL,) if head is None else (FULL, HEAD)
+        if not self._due(None, head):
+            for key in (None, *views):
+                self._waited[key] = self._waited.get(key, 0) + 1
+            return None
+        moved = [v for v in views if self._moved(v, head)]
+        view = max(moved if len(moved) == 1 else views, key=lambda v: self._waited.get(v, 0))  # ties: FULL
+        for other in views:
+            if other != view:
+                self._waited[other] = self._waited.get(other, 0) + 1
+        self.record(view)
+        return view
+
+    def record(self, view: str) -> None:
+        """A run of `view` on this frame's picture (chosen here, or made by the chain besides)."""
+        for key in (None, view):
+            ref = self._refs.get(key)
+            if ref is None:
+                self._refs[key] = self._gray.copy()
+            else:
+                np.copyto(ref, self._gray)
+            self._waited[key] = 0
         self.runs += 1
-        return True
+        self.head_runs += view == HEAD
+
+    def _due(self, view: str | None, head: tuple[int, int, int, int] | None) -> bool:
+        return self._waited.get(view, 0) >= self.max_skip or self._moved(view, head)
+
+    def _moved(self, view: str | None, head: tuple[int, int, int, int] | None) -> bool:
+        """Whether the picture moved since the last run (`view` None: anywhere; else in the view's part
+        since its last run)."""
+        ref = self._refs.get(view)
+        if ref is None:
+            return True
+        cv2.absdiff(self._gray, ref, self._diff)
+        cv2.threshold(self._diff, self.levels, 1, cv2.THRESH_BINARY, dst=self._diff)
+        moved = cv2.countNonZero(self._diff)
+        if view is not None and head is not None:
+            y0, y1, x0, x1 = head
+            inside = cv2.countNonZero(self._diff[y0:y1, x0:x1])
+            moved = inside if view == HEAD else moved - inside
+        return moved > self.share * self._diff.size

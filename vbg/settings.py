@@ -32,6 +32,7 @@ class SegmentSettings:
     device: str = "auto"                   # auto | cpu | cuda
     threads: int = 0                       # onnxruntime intra-op threads; 0 = pick for this machine
     adaptive: str = "auto"                 # auto: skip the model while the picture holds still; off
+    focus: str = "head"                    # head: every other model run looks at the head at 2x (vbg/focus.py); off
 
 
 @dataclass

@@ -1,0 +1,167 @@
+"""The head view (vbg/focus.py): where its crop goes, how it is laid over the full view, and how the
+chain shares the model's runs between the two views."""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from vbg.focus import FULL, HEAD, HeadFocus
+
+
+def person_grid(rows=144, cols=256, head=(20, 60, 110, 150), body=(60, 144, 70, 190)) -> np.ndarray:
+    prob = np.zeros((rows, cols), np.float32)
+    for y0, y1, x0, x1 in (head, body):
+        prob[y0:y1, x0:x1] = 0.95
+    return prob
+
+
+def test_the_crop_is_half_the_grid_just_above_the_head_and_centred_on_it():
+    focus = HeadFocus(margin=4)
+    assert focus.place(person_grid()) == (16, 88, 66, 194)
+    assert focus.place(np.zeros((144, 256), np.float32)) is None      # nobody in the picture
+
+
+def test_a_stray_blob_of_the_room_does_not_take_the_crop():
+    prob = person_grid()
+    prob[0:4, 0:6] = 0.9                                               # a lamp at the top left
+    assert HeadFocus(margin=4).place(prob) == (16, 88, 66, 194)
+
+
+def test_the_crop_stays_put_for_small_moves_and_follows_big_ones():
+    focus = HeadFocus(margin=4, slack=4)
+    rect = focus.place(person_grid())
+    focus.store(np.zeros((144, 256), np.float32), rect)
+    assert focus.place(person_grid(head=(22, 60, 113, 153))) == rect   # 2 rows, 3 columns: kept
+    assert focus.place(person_grid(head=(22, 60, 130, 170))) == (18, 90, 86, 214)
+
+
+def test_no_crop_when_the_head_is_too_wide_for_it_or_the_frame_too_small_to_gain():
+    assert HeadFocus(fill=0.75).place(person_grid(head=(20, 60, 60, 200))) is None
+    assert HeadFocus.worthwhile((144, 256), (720, 1280))
+    assert not HeadFocus.worthwhile((144, 256), (240, 426))
+
+
+def test_the_head_view_replaces_the_full_view_inside_the_crop_and_ramps_in_at_its_sides():
+    focus = HeadFocus(ramp=4)
+    full = np.full((144, 256), 0.6, np.float32)
+    focus.store(np.full((144, 256), 0.2, np.float32), (40, 112, 64, 192))   # the head view: not a person
+    out = np.empty_like(full)
+    focus.fuse(full, out)
+    assert out[76, 128] == pytest.approx(0.2)                          # inside: the head view's
+    assert out[76, 64] == pytest.approx(0.55) and out[76, 67] == pytest.approx(0.25)   # its sides ramp in
+    assert out[40, 128] == pytest.approx(0.55) and out[111, 128] == pytest.approx(0.55)
+    assert out[20, 20] == pytest.approx(0.6) and out[130, 200] == pytest.approx(0.6)   # outside: the full view's
+
+
+def test_the_head_view_moves_the_outline_only_near_where_the_full_view_has_the_person():
+    focus = HeadFocus(reach=3)
+    full = np.zeros((144, 256), np.float32)
+    full[60:100, 100:160] = 0.95
+    focus.store(np.full((144, 256), 0.9, np.float32), (40, 112, 64, 192))   # a person everywhere, it says
+    out = np.empty_like(full)
+    focus.fuse(full, out)
+    assert out[80, 130] == pytest.approx(0.9)                          # the person: the head view's
+    assert out[57, 130] == pytest.approx(0.9) and out[80, 162] == pytest.approx(0.9)   # 3 cells out: grown
+    assert out[56, 130] == 0.0 and out[80, 163] == 0.0                 # 4 cells out: capped by the full's 0
+
+
+def test_a_lamp_the_head_view_sees_far_from_the_person_is_not_added():
+    focus = HeadFocus(reach=3)
+    full = person_grid()
+    rect = (16, 88, 66, 194)
+    head = np.zeros((144, 256), np.float32)
+    head[10:40, 10:40] = 0.9                                           # the crop's top left, at grid scale
+    focus.store(head, rect)
+    out = np.empty_like(full)
+    focus.fuse(full, out)
+    assert out[16:36, 66:86].max() == 0.0
+
+
+def _frames(path, count):
+    capture = cv2.VideoCapture(str(path))
+    frames = [capture.read()[1] for _ in range(count)]
+    capture.release()
+    return frames
+
+
+@pytest.fixture(scope="module")
+def talking_head_frames():
+    from conftest import CLIP_720P
+
+    return _frames(CLIP_720P, 5)
+
+
+def _chain(segmenter, **segment):
+    from vbg.chain import MatteChain
+    from vbg.settings import Settings
+
+    segmenter.keep_aspect = True  # the session is shared with vbg eval's tests, which stretch for `raw`
+    settings = Settings()
+    settings.segment = dataclasses.replace(settings.segment, **segment)
+    return MatteChain(settings, segmenter)
+
+
+def _views(chain, frames):
+    """Which views the model ran on, frame by frame (spying on the one session)."""
+    seen = []
+    original = chain._infer_head
+
+    def head(image, rect):
+        seen[-1].append(HEAD)
+        return original(image, rect)
+
+    chain._infer_head = head
+    infer = chain.segmenter.infer
+
+    def full():
+        seen[-1].append(FULL)
+        return infer()
+
+    chain.segmenter.infer = full
+    try:
+        for image in frames:
+            seen.append([])
+            chain.process(image)
+    finally:
+        del chain.segmenter.infer
+    return [tuple(v for i, v in enumerate(views) if not (v == FULL and HEAD in views[:i])) for views in seen]
+
+
+@pytest.mark.integration
+def test_the_first_frame_gets_both_views_then_they_take_turns_with_adaptive_off(segmenter, talking_head_frames):
+    chain = _chain(segmenter, adaptive="off", focus="head")
+    views = _views(chain, talking_head_frames[:5])
+    assert views == [(FULL, HEAD), (FULL,), (HEAD,), (FULL,), (HEAD,)]
+    assert chain.focus.rect is not None
+
+
+@pytest.mark.integration
+def test_focus_off_and_small_frames_run_the_full_view_only(segmenter, talking_head_frames):
+    off = _chain(segmenter, adaptive="off", focus="off")
+    assert _views(off, talking_head_frames[:3]) == [(FULL,)] * 3
+    small = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in talking_head_frames[:3]]
+    assert _views(_chain(segmenter, adaptive="off", focus="head"), small) == [(FULL,)] * 3
+
+
+@pytest.mark.integration
+def test_the_head_view_brings_the_head_nearer_the_truth(segmenter):
+    """video_gt's office08, frame 0: in the crop, the fused probability agrees better with the true
+    alpha than the full view alone (the ears and the hair the full view leaves out)."""
+    from conftest import VIDEO_GT
+
+    image = _frames(VIDEO_GT / "input.avi", 1)[0]
+    truth = cv2.imread(str(VIDEO_GT / "alpha" / "000000.png"), cv2.IMREAD_GRAYSCALE) > 127
+    chain = _chain(segmenter, adaptive="off", focus="head")
+    chain.process(image)
+    m = chain._mapping
+    y0, y1, x0, x1 = chain.focus.rect
+    crop = (slice(m.pixel_y(y0), m.pixel_y(y1)), slice(m.pixel_x(x0), m.pixel_x(x1)))
+
+    def iou(prob):
+        seen = cv2.resize(prob, truth.shape[::-1], interpolation=cv2.INTER_LINEAR)[crop] > 0.5
+        return (seen & truth[crop]).sum() / (seen | truth[crop]).sum()
+
+    full, fused = iou(chain._full), iou(chain._prob)
+    assert fused > full + 0.01, (full, fused)               # 0.959 -> 0.980 when written
