@@ -9,6 +9,8 @@ import pytest
 
 from vbg.focus import FULL, HEAD, HeadFocus
 
+HALF = (72, 128)  # the crop of a 16:9 frame, in cells of its 144x256 grid
+
 
 def person_grid(rows=144, cols=256, head=(20, 60, 110, 150), body=(60, 144, 70, 190)) -> np.ndarray:
     prob = np.zeros((rows, cols), np.float32)
@@ -19,28 +21,38 @@ def person_grid(rows=144, cols=256, head=(20, 60, 110, 150), body=(60, 144, 70, 
 
 def test_the_crop_is_half_the_grid_just_above_the_head_and_centred_on_it():
     focus = HeadFocus(margin=4)
-    assert focus.place(person_grid()) == (16, 88, 66, 194)
-    assert focus.place(np.zeros((144, 256), np.float32)) is None      # nobody in the picture
+    assert focus.place(person_grid(), HALF) == (16, 88, 66, 194)
+    assert focus.place(np.zeros((144, 256), np.float32), HALF) is None      # nobody in the picture
 
 
 def test_a_stray_blob_of_the_room_does_not_take_the_crop():
     prob = person_grid()
     prob[0:4, 0:6] = 0.9                                               # a lamp at the top left
-    assert HeadFocus(margin=4).place(prob) == (16, 88, 66, 194)
+    assert HeadFocus(margin=4).place(prob, HALF) == (16, 88, 66, 194)
 
 
 def test_the_crop_stays_put_for_small_moves_and_follows_big_ones():
     focus = HeadFocus(margin=4, slack=4)
-    rect = focus.place(person_grid())
+    rect = focus.place(person_grid(), HALF)
     focus.store(np.zeros((144, 256), np.float32), rect)
-    assert focus.place(person_grid(head=(22, 60, 113, 153))) == rect   # 2 rows, 3 columns: kept
-    assert focus.place(person_grid(head=(22, 60, 130, 170))) == (18, 90, 86, 214)
+    assert focus.place(person_grid(head=(22, 60, 113, 153)), HALF) == rect   # 2 rows, 3 columns: kept
+    assert focus.place(person_grid(head=(22, 60, 130, 170)), HALF) == (18, 90, 86, 214)
 
 
-def test_no_crop_when_the_head_is_too_wide_for_it_or_the_frame_too_small_to_gain():
-    assert HeadFocus(fill=0.75).place(person_grid(head=(20, 60, 60, 200))) is None
-    assert HeadFocus.worthwhile((144, 256), (720, 1280))
-    assert not HeadFocus.worthwhile((144, 256), (240, 426))
+def test_no_crop_when_the_head_is_too_wide_for_it():
+    assert HeadFocus(fill=0.75).place(person_grid(head=(20, 60, 60, 200)), HALF) is None
+
+
+@pytest.mark.parametrize("frame, grid, size", [
+    ((720, 1280), (144, 256), (72, 128)),      # 16:9: half the frame each way, 2x
+    ((1080, 1920), (144, 256), (72, 128)),
+    ((480, 640), (144, 192), (72, 128)),       # 4:3: a 16:9 crop that fills the model's input
+    ((1280, 720), (144, 81), (46, 81)),        # a phone held upright: the whole width, 3.2x
+    ((360, 640), (144, 256), (72, 128)),       # 320x180 pixels still fill 256x144
+    ((240, 426), (144, 256), None),            # a crop would be blown up: nothing to gain
+])
+def test_the_crop_has_the_model_inputs_shape_at_twice_the_detail_where_the_frame_allows(frame, grid, size):
+    assert HeadFocus.crop_size(grid, frame, (144, 256)) == size
 
 
 def test_the_head_view_replaces_the_full_view_inside_the_crop_and_ramps_in_at_its_sides():

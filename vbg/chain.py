@@ -53,7 +53,7 @@ class MatteChain:
         self._prob: np.ndarray | None = None   # with the head view laid over it: what is smoothed
         self._turn = FULL
         self._mapping: GridToFrame | None = None
-        self._head_small: np.ndarray | None = None
+        self._head_size: tuple[int, int] | None = None
         self.update(settings)
         self._offline = Frame()
 
@@ -143,28 +143,25 @@ class MatteChain:
         """The cells of the next head view (None: focus off, nobody, or a frame too small to gain);
         `moved` False: the last head view's while there is one (placing it is for head runs)."""
         grid = self._full.shape
-        if self._settings.segment.focus != "head" or not self.segmenter.keep_aspect \
-                or not HeadFocus.worthwhile(grid, frame_shape):
-            self.focus.reset()
-            return None
         if self._mapping is None or self._mapping.grid != grid or self._mapping.frame != frame_shape:
             self._mapping = GridToFrame(grid, frame_shape)
+            self._head_size = HeadFocus.crop_size(grid, frame_shape, self.segmenter.spec.input_shape[2:])
+        if self._settings.segment.focus != "head" or not self.segmenter.keep_aspect or self._head_size is None:
+            self.focus.reset()
+            return None
         if not moved and self.focus.rect is not None:
             return self.focus.rect
-        head = self.focus.place(self._prob, self._mapping.period)
+        period = tuple(p if p <= 2 else 1 for p in self._mapping.period)  # exact where that is cheap
+        head = self.focus.place(self._prob, self._head_size, period)
         if head is None:
             self.focus.reset()
         return head
 
     def _infer_head(self, image: np.ndarray, head: tuple[int, int, int, int]) -> np.ndarray:
-        """The model's probability over the head crop (grid-shaped; valid until the next run)."""
+        """The model's probability over the head crop (the whole model input; valid until the next run)."""
         m = self._mapping
         y0, y1, x0, x1 = head
-        crop = image[m.pixel_y(y0):m.pixel_y(y1), m.pixel_x(x0):m.pixel_x(x1)]
-        if self._head_small is None or self._head_small.shape != self._full.shape + (3,):
-            self._head_small = np.empty(self._full.shape + (3,), np.uint8)
-        self.segmenter.preprocess(crop, self._head_small)
-        return self.segmenter.infer()
+        return self.segmenter.infer_view(image[m.pixel_y(y0):m.pixel_y(y1), m.pixel_x(x0):m.pixel_x(x1)])
 
     def compose(self, frame: Frame, need_alpha: bool = False) -> np.ndarray:
         """The output image for a segmented frame (a chain buffer, valid until the call after next)."""

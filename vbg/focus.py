@@ -47,12 +47,22 @@ class HeadFocus:
         return self._rect
 
     @staticmethod
-    def worthwhile(grid: tuple[int, int], frame: tuple[int, int]) -> bool:
-        """Half the frame still has at least the grid's pixels: the crop is downscaled, not blown up."""
-        return frame[0] >= 2 * grid[0] and frame[1] >= 2 * grid[1]
+    def crop_size(grid: tuple[int, int], frame: tuple[int, int], model: tuple[int, int]) -> tuple[int, int] | None:
+        """The head crop's (rows, cols) of grid cells: the model input's shape at twice the full view's
+        detail, or as near as the frame allows (a portrait frame: its whole width, 3x); None where it
+        would gain little (under 1.5x) or the crop has fewer pixels than the model input."""
+        (rows, cols), (fh, fw), (mh, mw) = grid, frame, model
+        scale = min(mw / fw, mh / fh)                     # the full view's input pixels per frame pixel
+        ch, cw = mh / (2 * scale), mw / (2 * scale)
+        shrink = min(1.0, fw / cw, fh / ch)
+        ch, cw = ch * shrink, cw * shrink
+        if cw < mw or ch < mh or mw / cw < 1.5 * scale:
+            return None
+        return max(1, round(ch * rows / fh)), max(1, round(cw * cols / fw))
 
-    def place(self, prob: np.ndarray, period: tuple[int, int] = (1, 1)) -> tuple[int, int, int, int] | None:
-        """The head crop for the next head view: half the grid each way, `margin` rows above the top of
+    def place(self, prob: np.ndarray, size: tuple[int, int],
+              period: tuple[int, int] = (1, 1)) -> tuple[int, int, int, int] | None:
+        """The head crop for the next head view: `size` cells (`crop_size`), `margin` rows above the top of
         the person (the largest region over P 0.5), centred on its cells in the `top_rows` below; its
         corner on the grid's pixel `period`. None when nobody is in the picture, or when the head is
         too wide for the crop."""
@@ -63,7 +73,7 @@ class HeadFocus:
             return None
         largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))  # not a stray blob of the room
         top = int(stats[largest, cv2.CC_STAT_TOP])
-        h, w = rows // 2, cols // 2
+        h, w = size
         xs = np.nonzero(labels[top:top + self.top_rows] == largest)[1]
         if xs.max() - xs.min() > self.fill * w:
             return None  # the head already fills most of the frame: a crop would cut it

@@ -92,6 +92,7 @@ class Segmenter:
         self._binding.bind_ortvalue_output(spec.output_name, ort.OrtValue.ortvalue_from_numpy(self.output))
         self._scratch: dict = {}
         self._frame_shape: tuple | None = None
+        self._bars_covered = False  # a view (infer_view) filled the letterbox's bars
         self.roi = (0, 0, w, h)  # x, y, w, h of the frame inside the model input
 
     def _open(self, ort, model_path: Path, device: str):
@@ -165,7 +166,19 @@ class Segmenter:
         """Downscales `image` into `small_out` (the model grid, BGR uint8) and the letterboxed input."""
         x, y, cw, ch = self.roi
         area_resize(image, small_out, self._scratch)
+        if self._bars_covered:
+            self.padded[:] = 128
+            self._bars_covered = False
         self.padded[y:y + ch, x:x + cw] = small_out
+
+    def infer_view(self, view: np.ndarray) -> np.ndarray:
+        """Runs the model on `view` (a crop of the input's shape, give or take a pixel) stretched over
+        the whole input; returns P(person) over it (valid until the next run)."""
+        area_resize(view, self.padded, self._scratch)
+        self._bars_covered = True
+        self.model.write_input(self.padded, self.input)
+        self.session.run_with_iobinding(self._binding)
+        return self.model.person(self.output)
 
     def infer(self) -> np.ndarray:
         """Runs the model on the prepared frame; returns P(person) over the frame's region (a view that
