@@ -118,13 +118,13 @@ def _chain(segmenter, **segment):
 def _views(chain, frames):
     """Which views the model ran on, frame by frame (spying on the one session)."""
     seen = []
-    original = chain._infer_head
+    look = chain.focus.look
 
-    def head(image, rect):
+    def head(image, rect, segmenter):
         seen[-1].append(HEAD)
-        return original(image, rect)
+        return look(image, rect, segmenter)
 
-    chain._infer_head = head
+    chain.focus.look = head
     infer = chain.segmenter.infer
 
     def full():
@@ -167,7 +167,7 @@ def test_the_head_view_brings_the_head_nearer_the_truth(segmenter):
     truth = cv2.imread(str(VIDEO_GT / "alpha" / "000000.png"), cv2.IMREAD_GRAYSCALE) > 127
     chain = _chain(segmenter, adaptive="off", focus="head")
     chain.process(image)
-    m = chain._mapping
+    m = chain.focus.mapping
     y0, y1, x0, x1 = chain.focus.rect
     crop = (slice(m.pixel_y(y0), m.pixel_y(y1)), slice(m.pixel_x(x0), m.pixel_x(x1)))
 

@@ -18,7 +18,6 @@ from vbg.focus import FULL, HEAD, HeadFocus
 from vbg.frames import Frame
 from vbg.model import resolve_model
 from vbg.models import load_model
-from vbg.regions import GridToFrame
 from vbg.segment import InferenceGate, Segmenter
 from vbg.settings import Settings, resolve_edge
 from vbg.smooth import EdgeHold, MaskSmoother
@@ -52,8 +51,6 @@ class MatteChain:
         self._full: np.ndarray | None = None   # the model's last view of the whole frame
         self._prob: np.ndarray | None = None   # with the head view laid over it: what is smoothed
         self._turn = FULL
-        self._mapping: GridToFrame | None = None
-        self._head_size: tuple[int, int] | None = None
         self.update(settings)
         self._offline = Frame()
 
@@ -63,6 +60,7 @@ class MatteChain:
         if (settings.segment.adaptive == "auto") != (self.gate is not None):
             self.gate = InferenceGate() if settings.segment.adaptive == "auto" else None
         self.smoother.strength = settings.smooth.strength
+        self.focus.enabled = settings.segment.focus == "head"
         self.compositor.mirror = settings.composite.mirror
         self._set_edge(self.compositor.upcoming_background)
 
@@ -107,9 +105,10 @@ class MatteChain:
             self.focus.reset()
             if self.gate is not None:
                 self.gate.reset()
+        self.focus.frame((rows, cols), image.shape[:2], self.segmenter.spec.input_shape[2:])
         with self.times.measure("preprocess"):
             self.segmenter.preprocess(image, small)
-            head = None if first else self._head_crop(image.shape[:2], moved=False)
+            head = None if first else self.focus.crop(self._prob, moved=False)
             if self.gate is not None:
                 view = self.gate.choose(small, head)
             else:
@@ -127,9 +126,9 @@ class MatteChain:
                 view = HEAD
         if view == HEAD:
             with self.times.measure("inference"):
-                head = self._head_crop(image.shape[:2])  # where the head is now
+                head = self.focus.crop(self._prob)  # where the head is now
                 if head is not None:
-                    self.focus.store(self._infer_head(image, head), head)
+                    self.focus.look(image, head, self.segmenter)
                     if first:
                         self._turn = HEAD
                         if self.gate is not None:
@@ -138,30 +137,6 @@ class MatteChain:
             self.focus.fuse(self._full, self._prob)
         with self.times.measure("smoothing"):
             self.smoother(self._prob, small, mask)
-
-    def _head_crop(self, frame_shape: tuple[int, int], moved: bool = True) -> tuple[int, int, int, int] | None:
-        """The cells of the next head view (None: focus off, nobody, or a frame too small to gain);
-        `moved` False: the last head view's while there is one (placing it is for head runs)."""
-        grid = self._full.shape
-        if self._mapping is None or self._mapping.grid != grid or self._mapping.frame != frame_shape:
-            self._mapping = GridToFrame(grid, frame_shape)
-            self._head_size = HeadFocus.crop_size(grid, frame_shape, self.segmenter.spec.input_shape[2:])
-        if self._settings.segment.focus != "head" or not self.segmenter.keep_aspect or self._head_size is None:
-            self.focus.reset()
-            return None
-        if not moved and self.focus.rect is not None:
-            return self.focus.rect
-        period = tuple(p if p <= 2 else 1 for p in self._mapping.period)  # exact where that is cheap
-        head = self.focus.place(self._prob, self._head_size, period)
-        if head is None:
-            self.focus.reset()
-        return head
-
-    def _infer_head(self, image: np.ndarray, head: tuple[int, int, int, int]) -> np.ndarray:
-        """The model's probability over the head crop (the whole model input; valid until the next run)."""
-        m = self._mapping
-        y0, y1, x0, x1 = head
-        return self.segmenter.infer_view(image[m.pixel_y(y0):m.pixel_y(y1), m.pixel_x(x0):m.pixel_x(x1)])
 
     def compose(self, frame: Frame, need_alpha: bool = False) -> np.ndarray:
         """The output image for a segmented frame (a chain buffer, valid until the call after next)."""

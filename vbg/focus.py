@@ -1,6 +1,6 @@
-"""A closer look at the head: the model run on a crop of half the frame's width and height around the
-top of the person, so the head fills the model's input at twice the detail, and fused into the
-frame's probability grid.
+"""A closer look at the head: the model run on a crop around the top of the person, of its input's
+shape at twice the detail (half the frame each way at 16:9), and fused into the frame's probability
+grid.
 
 At the full view the model is least sure at the ears, the top of the hair and the shoulders' outline
 (P of 0.1-0.3 at ears against a light wall on video_gt); at 2x it is much surer there. The chain
@@ -13,16 +13,21 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vbg.regions import GridToFrame
+
 FULL, HEAD = "full", "head"
 
 
 class HeadFocus:
     """Where the head crop goes, and the frame's probability with the head view fused in.
 
-    `place` picks the crop (in grid cells) from the last fused probability; `store` keeps a head
-    view's probability, area-averaged onto the crop's cells; `fuse` lays it over a full view's,
-    ramped in over `ramp` cells along the crop's sides that lie inside the frame.
+    Per frame, `frame` says the frame's and the grid's size. `crop` says where the head view goes (in
+    grid cells, from the last fused probability), `look` runs the model there and keeps its
+    probability on the crop's cells, and `fuse` lays that over a full view's, ramped in over `ramp`
+    cells along the crop's sides that lie inside the frame.
     """
+
+    ZOOM = 2.0  # the head view's detail over the full view's (1.5, 1.75 and 2.5 measured: docs/quality.md)
 
     def __init__(self, margin: int = 4, top_rows: int = 30, ramp: int = 4, slack: int = 4, fill: float = 0.75,
                  reach: int = 3):
@@ -37,6 +42,41 @@ class HeadFocus:
         self._weight: np.ndarray | None = None
         self._weight_key = None
         self._person: np.ndarray | None = None
+        self.enabled = True
+        self._mapping: GridToFrame | None = None
+        self._size: tuple[int, int] | None = None
+
+    def frame(self, grid: tuple[int, int], frame: tuple[int, int], model: tuple[int, int]) -> None:
+        """This frame's (rows, cols) of grid, (h, w) of pixels, and the model input's (h, w)."""
+        m = self._mapping
+        if m is None or m.grid != grid or m.frame != frame:
+            self._mapping = GridToFrame(grid, frame)
+            self._size = self.crop_size(grid, frame, model)
+
+    def crop(self, prob: np.ndarray, moved: bool = True) -> tuple[int, int, int, int] | None:
+        """The cells of the next head view, placed on `prob` (the last fused probability); `moved`
+        False: the last head view's while there is one (placing it is for head runs). None when
+        there is no head view: off, nobody, a head too wide, a frame too small to gain."""
+        if not self.enabled or self._size is None:
+            self.reset()
+            return None
+        if not moved and self._rect is not None:
+            return self._rect
+        period = tuple(p if p <= 2 else 1 for p in self._mapping.period)  # exact where that is cheap
+        rect = self.place(prob, self._size, period)
+        if rect is None:
+            self.reset()
+        return rect
+
+    def look(self, image: np.ndarray, rect: tuple[int, int, int, int], segmenter) -> None:
+        """Runs the model (a vbg.segment.Segmenter) on the crop `rect` of `image` and keeps the result."""
+        m = self._mapping
+        y0, y1, x0, x1 = rect
+        self.store(segmenter.infer_view(image[m.pixel_y(y0):m.pixel_y(y1), m.pixel_x(x0):m.pixel_x(x1)]), rect)
+
+    @property
+    def mapping(self) -> GridToFrame | None:
+        return self._mapping
 
     def reset(self) -> None:
         self._rect = self._head = None
@@ -46,14 +86,14 @@ class HeadFocus:
         """The cells the stored head view covers (None: none stored)."""
         return self._rect
 
-    @staticmethod
-    def crop_size(grid: tuple[int, int], frame: tuple[int, int], model: tuple[int, int]) -> tuple[int, int] | None:
+    @classmethod
+    def crop_size(cls, grid: tuple[int, int], frame: tuple[int, int], model: tuple[int, int]) -> tuple[int, int] | None:
         """The head crop's (rows, cols) of grid cells: the model input's shape at twice the full view's
-        detail, or as near as the frame allows (a portrait frame: its whole width, 3x); None where it
+        detail, or as near as the frame allows (a portrait frame: its whole width, 3.2x); None where it
         would gain little (under 1.5x) or the crop has fewer pixels than the model input."""
         (rows, cols), (fh, fw), (mh, mw) = grid, frame, model
         scale = min(mw / fw, mh / fh)                     # the full view's input pixels per frame pixel
-        ch, cw = mh / (2 * scale), mw / (2 * scale)
+        ch, cw = mh / (cls.ZOOM * scale), mw / (cls.ZOOM * scale)
         shrink = min(1.0, fw / cw, fh / ch)
         ch, cw = ch * shrink, cw * shrink
         if cw < mw or ch < mh or mw / cw < 1.5 * scale:
