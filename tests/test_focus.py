@@ -177,3 +177,21 @@ def test_the_head_view_brings_the_head_nearer_the_truth(segmenter):
 
     full, fused = iou(chain._full), iou(chain._prob)
     assert fused > full + 0.01, (full, fused)               # 0.959 -> 0.980 when written
+
+
+@pytest.mark.integration
+def test_after_a_cut_the_full_view_runs_and_the_head_view_from_before_is_dropped(segmenter):
+    """A jump in the picture (a video's loop, another camera): the head view of the old picture would
+    hold the old outline, and the smoother keeps it where the new picture holds still."""
+    from conftest import CLIP_720P
+
+    capture = cv2.VideoCapture(str(CLIP_720P))
+    frames = [capture.read()[1] for _ in range(282)]
+    capture.release()
+    chain = _chain(segmenter, adaptive="auto", focus="head")
+    for image in frames[262:]:                                       # the clip's end ...
+        chain.process(image)
+    assert chain.focus.rect is not None
+    chain.process(frames[0])                                         # ... and its start again
+    assert chain.gate.cut and chain.focus.rect is None
+    assert np.array_equal(chain._prob, chain._full)

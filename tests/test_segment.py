@@ -89,8 +89,12 @@ def test_the_gate_runs_the_view_whose_part_of_the_picture_moved_and_takes_turns_
     picture[100:130, 10:40] = 50                       # a hand below, outside the crop
     assert gate.choose(picture, head) == "full" and gate.choose(picture, head) is None
     views = []
-    for i in range(6):                                 # everything moves: one run a frame, in turns
-        picture[:] = 60 + 20 * i
+    for i in range(6):                                 # the head and a hand move: one run a frame, in turns
+        picture[20:40, 100:140] = 100 + 20 * i
+        picture[100:130, 10:40] = 60 + 20 * i
         views.append(gate.choose(picture, head))
     assert views == ["head", "full", "head", "full", "head", "full"]   # the head had waited longer
     assert gate.runs == 10 and gate.head_runs == 5    # as many runs as one view would have had
+    assert not gate.cut
+    picture[:] = 30                                    # the lights go off: a cut, the full view first
+    assert gate.choose(picture, head) == "full" and gate.cut

@@ -90,13 +90,13 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
             pipeline.latency.reset()
             start_frames = pipeline.counters.frames_out
             gate = pipeline.chain.gate
-            g0 = (gate.frames, gate.runs, gate.head_runs) if gate else (0, 0, 0)
+            g0 = (gate.frames, gate.runs, gate.head_runs)
             t0, c0 = time.perf_counter(), time.process_time()
             pipeline.wait(frames=start_frames + frames)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             done = pipeline.counters.frames_out - start_frames
-            model_share = (gate.runs - g0[1]) / max(1, gate.frames - g0[0]) if gate else 1.0
-            head_share = (gate.head_runs - g0[2]) / max(1, gate.frames - g0[0]) if gate else None
+            model_share = min(1.0, (gate.runs - g0[1]) / max(1, gate.frames - g0[0]))
+            head_share = (gate.head_runs - g0[2]) / max(1, gate.frames - g0[0])
         finally:
             pipeline.stop()
         dropped = pipeline.capture_slot.dropped + pipeline.composite_slot.dropped
@@ -124,7 +124,7 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
         if len(lat) else None,
         "model_infer_ms": round(model_ms, 3),
         "model_share": round(model_share, 3),  # frames the model ran on (below 1 with --adaptive auto)
-        "head_share": None if head_share is None else round(head_share, 3),  # of them, on the head (vbg/focus.py)
+        "head_share": round(head_share, 3),  # of them, on the head (vbg/focus.py)
         "model_infer_cpu_ms": round(model_cpu_ms, 3),
         "provider": segmenter.provider,
         "threads": segmenter.threads,

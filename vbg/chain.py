@@ -46,19 +46,19 @@ class MatteChain:
         self.smoother = smoother or MaskSmoother(settings.smooth.strength)
         self.edge_hold = EdgeHold()
         self.compositor = Compositor(settings.composite, background or parse_background("none"), hold=self.edge_hold)
-        self.gate: InferenceGate | None = None
+        self.gate = InferenceGate()  # whether the model runs on a frame, and on which view (set by update)
         self.focus = HeadFocus()
         self._full: np.ndarray | None = None   # the model's last view of the whole frame
         self._prob: np.ndarray | None = None   # with the head view laid over it: what is smoothed
-        self._turn = FULL
         self.update(settings)
         self._offline = Frame()
 
     def update(self, settings: Settings) -> None:
         """Applies changed settings from the next frame on (any thread; each field is one assignment)."""
         self._settings = settings
-        if (settings.segment.adaptive == "auto") != (self.gate is not None):
-            self.gate = InferenceGate() if settings.segment.adaptive == "auto" else None
+        max_skip = 4 if settings.segment.adaptive == "auto" else 0  # off: the model runs on every frame
+        if self.gate.max_skip != max_skip:
+            self.gate = InferenceGate(max_skip=max_skip)
         self.smoother.strength = settings.smooth.strength
         self.focus.enabled = settings.segment.focus == "head"
         self.compositor.mirror = settings.composite.mirror
@@ -86,16 +86,15 @@ class MatteChain:
         self.smoother.reset()
         self.edge_hold.reset()
         self._full = None
-        if self.gate is not None:
-            self.gate.reset()
+        self.gate.reset()
 
     # -- the two halves ----------------------------------------------------------------------------
     def segment(self, frame: Frame) -> None:
         """Model-grid image and smoothed mask for `frame`, into its own buffers ('small', 'mask').
 
         The model looks at the whole frame or, with `focus` on, at a crop of the head (vbg/focus.py),
-        one view a run: the gate picks the view whose part of the picture moved (adaptive off: they
-        take turns). The first frame gets both."""
+        one view a run: the gate picks whether it runs (adaptive off: always) and the view whose part
+        of the picture moved. The first frame gets both."""
         image = frame.image
         rows, cols = self.segmenter.fit(*image.shape[:2])
         small = frame.buffer("small", (rows, cols, 3), np.uint8)
@@ -103,17 +102,13 @@ class MatteChain:
         first = self._full is None or self._full.shape != (rows, cols)
         if first:
             self.focus.reset()
-            if self.gate is not None:
-                self.gate.reset()
+            self.gate.reset()
         self.focus.frame((rows, cols), image.shape[:2], self.segmenter.spec.input_shape[2:])
         with self.times.measure("preprocess"):
             self.segmenter.preprocess(image, small)
-            head = None if first else self.focus.crop(self._prob, moved=False)
-            if self.gate is not None:
-                view = self.gate.choose(small, head)
-            else:
-                self._turn = HEAD if self._turn == FULL and head is not None else FULL
-                view = self._turn
+            view = self.gate.choose(small, None if first else self.focus.crop(self._prob, moved=False))
+            if self.gate.cut:
+                self.focus.reset()  # the head view is of the picture before the cut
         if view == FULL:
             with self.times.measure("inference"):
                 prob = self.segmenter.infer()
@@ -130,9 +125,7 @@ class MatteChain:
                 if head is not None:
                     self.focus.look(image, head, self.segmenter)
                     if first:
-                        self._turn = HEAD
-                        if self.gate is not None:
-                            self.gate.record(HEAD)
+                        self.gate.record(HEAD)
         if view is not None:
             self.focus.fuse(self._full, self._prob)
         with self.times.measure("smoothing"):

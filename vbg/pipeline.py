@@ -352,13 +352,11 @@ class Pipeline:
         ms = self.times.medians_text()
         cam = self.capture.state if self.capture.state != "live" else "live"
         gate = self.chain.gate
-        if gate is not None:
-            g0 = self._gate_seen
-            self._gate_seen = (gate.frames, gate.runs, gate.head_runs)
-            frames = max(1, gate.frames - g0[0])
-            ms += f" | model on {100 * (gate.runs - g0[1]) / frames:.0f}% of frames"
-            if gate.head_runs > g0[2]:
-                ms += f" ({100 * (gate.head_runs - g0[2]) / frames:.0f}% on the head)"
+        g0, self._gate_seen = self._gate_seen, (gate.frames, gate.runs, gate.head_runs)
+        frames = max(1, gate.frames - g0[0])
+        ms += f" | model on {min(100, 100 * (gate.runs - g0[1]) / frames):.0f}% of frames"
+        if gate.head_runs > g0[2]:
+            ms += f" ({100 * (gate.head_runs - g0[2]) / frames:.0f}% on the head)"
         return (f"{self.output_fps:5.1f} fps | ms: {ms} | latency {self.latency.median('latency'):.0f} ms | "
                 f"{self.segmenter.provider} | camera {cam} | {self.vcam.state()} | dropped "
                 f"{self.capture_slot.dropped + self.composite_slot.dropped} | rss {rss_mb():.0f} MB | "

@@ -200,15 +200,18 @@ class InferenceGate:
     """Adaptive inference: while the picture holds still (a talking head between gestures) the model's
     last mask is reused, still smoothed, refined and composited against each new frame; the model runs
     again as soon as more than `share` of the grid changed by over `levels` grey levels since its last
-    run, and at least every `max_skip + 1` frames.
+    run, and at least every `max_skip + 1` frames (`max_skip` 0: every frame, adaptive inference off).
 
     With a head crop (vbg/focus.py) the model has two views, the full frame and the head. They share
     those runs, so the crop costs no extra ones: a run goes to the view whose part of the picture
     moved (the full view's part is outside the crop), and to the one that waited longer when both or
-    neither did."""
+    neither did. After a cut (over `cut_share` of the grid changed since the last run: another
+    camera, the lights, a video's loop) the full view runs and `cut` says so: the head view from
+    before it is stale."""
 
-    def __init__(self, max_skip: int = 4, levels: int = 12, share: float = 0.002):
-        self.max_skip, self.levels, self.share = max_skip, levels, share
+    def __init__(self, max_skip: int = 4, levels: int = 12, share: float = 0.002, cut_share: float = 0.25):
+        self.max_skip, self.levels, self.share, self.cut_share = max_skip, levels, share, cut_share
+        self.cut = False
         self._refs: dict[str | None, np.ndarray] = {}   # the grey at the last run (None), of each view
         self._waited: dict[str | None, int] = {}         # frames since then
         self._gray = self._diff = None
@@ -229,11 +232,15 @@ class InferenceGate:
         if head is None:
             self._refs.pop(HEAD, None)
         views = (FULL,) if head is None else (FULL, HEAD)
-        if not self._due(None, head):
+        changed = self._changed(None, head)
+        self.cut = changed > self.cut_share * self._diff.size
+        if changed <= self.share * self._diff.size and self._waited.get(None, 0) < self.max_skip:
             for key in (None, *views):
                 self._waited[key] = self._waited.get(key, 0) + 1
             return None
         moved = [v for v in views if self._moved(v, head)]
+        if self.cut:
+            moved = [FULL]  # the picture is another: the whole of it first
         view = max(moved if len(moved) == 1 else views, key=lambda v: self._waited.get(v, 0))  # ties: FULL
         for other in views:
             if other != view:
@@ -253,20 +260,21 @@ class InferenceGate:
         self.runs += 1
         self.head_runs += view == HEAD
 
-    def _due(self, view: str | None, head: tuple[int, int, int, int] | None) -> bool:
-        return self._waited.get(view, 0) >= self.max_skip or self._moved(view, head)
+    def _moved(self, view: str, head: tuple[int, int, int, int] | None) -> bool:
+        """Whether the view's part of the picture moved since its last run."""
+        return self._changed(view, head) > self.share * self._diff.size
 
-    def _moved(self, view: str | None, head: tuple[int, int, int, int] | None) -> bool:
-        """Whether the picture moved since the last run (`view` None: anywhere; else in the view's part
-        since its last run)."""
+    def _changed(self, view: str | None, head: tuple[int, int, int, int] | None) -> int:
+        """How many cells changed since the last run (`view` None: anywhere; else in the view's part
+        since its last run); all of them when there was none."""
         ref = self._refs.get(view)
         if ref is None:
-            return True
+            return self._gray.size
         cv2.absdiff(self._gray, ref, self._diff)
         cv2.threshold(self._diff, self.levels, 1, cv2.THRESH_BINARY, dst=self._diff)
-        moved = cv2.countNonZero(self._diff)
+        changed = cv2.countNonZero(self._diff)
         if view is not None and head is not None:
             y0, y1, x0, x1 = head
             inside = cv2.countNonZero(self._diff[y0:y1, x0:x1])
-            moved = inside if view == HEAD else moved - inside
-        return moved > self.share * self._diff.size
+            changed = inside if view == HEAD else changed - inside
+        return changed
