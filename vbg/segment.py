@@ -190,7 +190,8 @@ class Segmenter:
 
 
 def changed_cells(now: np.ndarray, ref: np.ndarray, step: float, scratch: np.ndarray) -> int:
-    """How many cells of `now` differ from `ref` by more than `step` (`scratch`: a buffer like them)."""
+    """How many cells of `now` differ from `ref` by more than `step` (`scratch`: a buffer like them,
+    left holding 1 where they do)."""
     cv2.absdiff(now, ref, scratch)
     cv2.threshold(scratch, step, 1, cv2.THRESH_BINARY, dst=scratch)
     return cv2.countNonZero(scratch)
@@ -270,9 +271,7 @@ class InferenceGate:
         ref = self._refs.get(view)
         if ref is None:
             return self._gray.size
-        cv2.absdiff(self._gray, ref, self._diff)
-        cv2.threshold(self._diff, self.levels, 1, cv2.THRESH_BINARY, dst=self._diff)
-        changed = cv2.countNonZero(self._diff)
+        changed = changed_cells(self._gray, ref, self.levels, self._diff)
         if view is not None and head is not None:
             y0, y1, x0, x1 = head
             inside = cv2.countNonZero(self._diff[y0:y1, x0:x1])
