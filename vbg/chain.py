@@ -99,15 +99,16 @@ class MatteChain:
         rows, cols = self.segmenter.fit(*image.shape[:2])
         small = frame.buffer("small", (rows, cols, 3), np.uint8)
         mask = frame.buffer("mask", (rows, cols), np.float32)
+        gate = self.gate  # one gate for the whole frame, whatever `update` does meanwhile
         first = self._full is None or self._full.shape != (rows, cols)
         if first:
             self.focus.reset()
-            self.gate.reset()
+            gate.reset()
         self.focus.frame((rows, cols), image.shape[:2], self.segmenter.spec.input_shape[2:])
         with self.times.measure("preprocess"):
             self.segmenter.preprocess(image, small)
-            view = self.gate.choose(small, None if first else self.focus.crop(self._prob, moved=False))
-            if self.gate.cut:
+            view = gate.choose(small, None if first else self.focus.crop(self._prob, moved=False))
+            if gate.cut:
                 self.focus.reset()  # the head view is of the picture before the cut
         if view == FULL:
             with self.times.measure("inference"):
@@ -125,7 +126,7 @@ class MatteChain:
                 if head is not None:
                     self.focus.look(image, head, self.segmenter)
                     if first:
-                        self.gate.record(HEAD)
+                        gate.record(HEAD)
         if view is not None:
             self.focus.fuse(self._full, self._prob)
         with self.times.measure("smoothing"):
