@@ -20,8 +20,9 @@ from vbg.settings import CompositeSettings
 from vbg.smooth import EdgeHold
 
 _SUM3 = np.ones((1, 3), np.float32)  # cv2.transform with it sums the channels
+SOFT_LEVELS = (3, 252)  # a held alpha closer than this to 0 or 1 may jump there unseen
 _MARK = np.full(256, 128, np.uint8)  # an alpha's mark for EdgeRefiner._track_shown
-_MARK[:3], _MARK[253:] = 0, 255
+_MARK[:SOFT_LEVELS[0]], _MARK[SOFT_LEVELS[1] + 1:] = 0, 255
 _KIND = np.full(256, EDGE, np.uint8)  # a cell's average mark -> its kind
 _KIND[0], _KIND[255] = ROOM, PERSON
 
@@ -151,7 +152,6 @@ class EdgeRefiner:
     """
 
     STRIP_PX, MIN_RUN_PX = 80, 32
-    SOFT_LEVELS = (3, 252)  # a held alpha closer than this to 0 or 1 may jump there unseen
 
     def __init__(self, settings: CompositeSettings, hold: EdgeHold | None = None):
         self.settings = settings

@@ -239,9 +239,8 @@ class InferenceGate:
             for key in (None, *views):
                 self._waited[key] = self._waited.get(key, 0) + 1
             return None
-        moved = [v for v in views if self._moved(v, head)]
-        if self.cut:
-            moved = [FULL]  # the picture is another: the whole of it first
+        # after a cut the picture is another: the whole of it first
+        moved = [FULL] if self.cut else [v for v in views if self._moved(v, head)]
         view = max(moved if len(moved) == 1 else views, key=lambda v: self._waited.get(v, 0))  # ties: FULL
         for other in views:
             if other != view:
