@@ -52,6 +52,7 @@ class CompositeSettings:
     color_guide: bool = False              # guide the edge by the frame's colour, not only its brightness
     decontaminate: bool = False            # estimate the person's own colour at the soft edge
     unmix: float = 1.0                     # pull the unsure edge towards the local colours' verdict (0-1)
+    mask_contrast: float = 1.0             # then (P - 0.5) * contrast + 0.5: > 1 firms up what the model half-saw
     edge: str = "auto"                     # the preset the fields above came from (EDGE_PRESETS)
     threshold: float | None = None         # hard cut-out at this alpha (0-1); None keeps the soft edge
     erode: int = 0                         # shrink the person by this many full-size pixels
@@ -145,7 +146,9 @@ def edge_preset(composite: CompositeSettings, preset: str) -> CompositeSettings:
     fine, defaults = preset == "fine", CompositeSettings()
     return dataclasses.replace(composite, color_guide=fine, decontaminate=fine, edge=preset,
                                radius=4 if fine else defaults.radius,
-                               mask_gamma=0.7 if fine else defaults.mask_gamma)
+                               mask_gamma=0.7 if fine else defaults.mask_gamma,
+                               eps=2.5e-4 if fine else defaults.eps,
+                               mask_contrast=2.0 if fine else defaults.mask_contrast)
 
 
 def resolve_edge(composite: CompositeSettings, room_replaced: bool) -> CompositeSettings:

@@ -506,7 +506,8 @@ class MainWindow(QMainWindow):
         self.settings.composite = composite
         self._apply()
         self._save(**{f"composite__{name}": getattr(composite, name) for name in
-                      ("refine", "edge", "color_guide", "decontaminate", "radius", "mask_gamma")})
+                      ("refine", "edge", "color_guide", "decontaminate", "radius", "mask_gamma", "eps",
+                       "mask_contrast")})
 
     def _mirror_changed(self, on: bool) -> None:
         self.settings.composite.mirror = on
