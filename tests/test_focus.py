@@ -44,14 +44,15 @@ def test_no_crop_when_the_head_is_too_wide_for_it():
 
 
 @pytest.mark.parametrize("frame, grid, size", [
-    ((720, 1280), (144, 256), (72, 128)),      # 16:9: half the frame each way, 2x
-    ((1080, 1920), (144, 256), (72, 128)),
-    ((480, 640), (144, 192), (72, 128)),       # 4:3: a 16:9 crop that fills the model's input
+    ((720, 1280), (144, 256), (82, 146)),      # 16:9: 0.57 of the frame each way, 1.75x
+    ((1080, 1920), (144, 256), (82, 146)),
+    ((480, 640), (144, 192), (82, 146)),       # 4:3: a 16:9 crop that fills the model's input
     ((1280, 720), (144, 81), (46, 81)),        # a phone held upright: the whole width, 3.2x
-    ((360, 640), (144, 256), (72, 128)),       # 320x180 pixels still fill 256x144
+    ((360, 640), (144, 256), (82, 146)),       # 366x206 pixels still fill 256x144
     ((240, 426), (144, 256), None),            # a crop would be blown up: nothing to gain
 ])
-def test_the_crop_has_the_model_inputs_shape_at_twice_the_detail_where_the_frame_allows(frame, grid, size):
+def test_the_crop_has_the_model_inputs_shape_at_zoom_times_the_detail_where_the_frame_allows(frame, grid, size):
+    assert HeadFocus.ZOOM == 1.75
     assert HeadFocus.crop_size(grid, frame, (144, 256)) == size
 
 

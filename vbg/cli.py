@@ -64,7 +64,7 @@ def _add_model_args(p):
                    "(about 17%% less CPU on a talking head); off: run it on every frame")
     p.add_argument("--focus", choices=("head", "off"), default=argparse.SUPPRESS,
                    help="head (default): the model's runs alternate between the whole frame and a crop of the head "
-                   "at twice the detail (cleaner hair and ears, no extra runs); off: the whole frame only")
+                   "at 1.75x the detail (cleaner hair and ears, no extra runs); off: the whole frame only")
     p.add_argument("--threads", type=int, default=argparse.SUPPRESS,
                    help="inference threads (default: half the cores, 1-4)")
 

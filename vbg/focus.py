@@ -1,9 +1,9 @@
 """A closer look at the head: the model run on a crop around the top of the person, of its input's
-shape at twice the detail (half the frame each way at 16:9), and fused into the frame's probability
+shape at 1.75x the detail (0.57 of the frame each way at 16:9), and fused into the frame's probability
 grid.
 
 At the full view the model is least sure at the ears, the top of the hair and the shoulders' outline
-(P of 0.1-0.3 at ears against a light wall on video_gt); at 2x it is much surer there. The chain
+(P of 0.1-0.3 at ears against a light wall on video_gt); closer up it is much surer there. The chain
 alternates the two views (full frame, head) rather than running both, so the model runs no more
 often than before; the inference gate (vbg/segment.py) picks the view whose part of the picture moved.
 """
@@ -27,7 +27,7 @@ class HeadFocus:
     cells along the crop's sides that lie inside the frame.
     """
 
-    ZOOM = 2.0  # the head view's detail over the full view's (1.5, 1.75 and 2.5 measured: docs/quality.md)
+    ZOOM = 1.75  # the head view's detail over the full view's (1.5 to 2.5 measured: docs/quality.md)
 
     def __init__(self, margin: int = 4, top_rows: int = 30, ramp: int = 4, slack: int = 4, fill: float = 0.75,
                  reach: int = 3):
@@ -88,8 +88,8 @@ class HeadFocus:
 
     @classmethod
     def crop_size(cls, grid: tuple[int, int], frame: tuple[int, int], model: tuple[int, int]) -> tuple[int, int] | None:
-        """The head crop's (rows, cols) of grid cells: the model input's shape at twice the full view's
-        detail, or as near as the frame allows (a portrait frame: its whole width, 3.2x); None where it
+        """The head crop's (rows, cols) of grid cells: the model input's shape at ZOOM times the full
+        view's detail, or as near as the frame allows (a portrait frame: its whole width, 3.2x); None where it
         would gain little (under 1.5x) or the crop has fewer pixels than the model input."""
         (rows, cols), (fh, fw), (mh, mw) = grid, frame, model
         scale = min(mw / fw, mh / fh)                     # the full view's input pixels per frame pixel

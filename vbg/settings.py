@@ -32,7 +32,7 @@ class SegmentSettings:
     device: str = "auto"                   # auto | cpu | cuda
     threads: int = 0                       # onnxruntime intra-op threads; 0 = pick for this machine
     adaptive: str = "auto"                 # auto: skip the model while the picture holds still; off
-    focus: str = "head"                    # head: every other model run looks at the head at 2x (vbg/focus.py); off
+    focus: str = "head"                    # head: every other model run looks at the head at 1.75x (vbg/focus.py); off
 
 
 @dataclass
@@ -147,7 +147,7 @@ def edge_preset(composite: CompositeSettings, preset: str) -> CompositeSettings:
     return dataclasses.replace(composite, color_guide=fine, decontaminate=fine, edge=preset,
                                radius=4 if fine else defaults.radius,
                                mask_gamma=0.7 if fine else defaults.mask_gamma,
-                               eps=2.5e-4 if fine else defaults.eps,
+                               eps=1e-4 if fine else defaults.eps,
                                mask_contrast=2.0 if fine else defaults.mask_contrast)
 
 
