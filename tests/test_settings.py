@@ -2,7 +2,7 @@
 
 import json
 
-from vbg.settings import Settings
+from vbg.settings import Settings, edge_preset
 
 
 def test_a_01_settings_file_keeps_background_mirror_and_edge_choices(tmp_path):
@@ -18,3 +18,25 @@ def test_a_01_settings_file_keeps_background_mirror_and_edge_choices(tmp_path):
     again = json.loads(path.read_text())
     assert "matte" not in again and "background" not in again["output"]
     assert again["composite"]["background"] == "color:#112233"
+
+
+def test_a_named_edge_gets_the_presets_current_numbers(tmp_path):
+    """A file saved with the fine edge by session 5 (eps 1e-3, no contrast) runs today's fine edge;
+    the standard edge's numbers, which did not change, stay; a 0.1 file (no edge named) keeps its own."""
+    path = tmp_path / "settings.json"
+    fine = Settings()
+    fine.composite = edge_preset(fine.composite, "fine")
+    saved = json.loads(fine.to_json())
+    saved["composite"]["eps"] = 0.001
+    del saved["composite"]["mask_contrast"]
+    path.write_text(json.dumps(saved))
+    s = Settings.load(path)
+    assert (s.composite.edge, s.composite.eps, s.composite.mask_contrast, s.composite.color_guide) == \
+        ("fine", 1e-4, 2.0, True)
+    saved["composite"].update(edge="standard", color_guide=False, radius=3, mask_gamma=0.8)
+    path.write_text(json.dumps(saved))
+    s = Settings.load(path)
+    assert (s.composite.eps, s.composite.mask_contrast, s.composite.color_guide) == (0.001, 1.0, False)
+    path.write_text(json.dumps({"matte": {"radius": 5, "eps": 0.002}}))
+    s = Settings.load(path)
+    assert (s.composite.radius, s.composite.eps) == (5, 0.002)

@@ -109,6 +109,11 @@ class Settings:
                     if default is None or value is None or isinstance(value, type(default)) or (
                             isinstance(default, float) and isinstance(value, int)):
                         setattr(section, f.name, value)
+        named = data["composite"].get("edge") if isinstance(data.get("composite"), dict) else None
+        if named in EDGE_PRESETS:
+            # the numbers behind a named edge are the preset's: a file saved by an older version gets
+            # today's fine edge, not a frozen copy of the one it was saved with
+            settings.composite = edge_preset(settings.composite, named)
         return settings
 
     @classmethod
