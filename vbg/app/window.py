@@ -501,13 +501,12 @@ class MainWindow(QMainWindow):
     def _edge_changed(self) -> None:
         key = self.edge.currentData()
         refine = key != "off"
-        composite = edge_preset(self.settings.composite, key if refine else "auto")
-        composite.refine = refine
-        self.settings.composite = composite
+        preset = key if refine else "auto"
+        self.settings.composite = edge_preset(self.settings.composite, preset)
+        self.settings.composite.refine = refine
         self._apply()
-        self._save(**{f"composite__{name}": getattr(composite, name) for name in
-                      ("refine", "edge", "color_guide", "decontaminate", "radius", "mask_gamma", "eps",
-                       "mask_contrast")})
+        self.saved.composite = edge_preset(self.saved.composite, preset)  # the preset's numbers, as they load
+        self._save(composite__refine=refine)
 
     def _mirror_changed(self, on: bool) -> None:
         self.settings.composite.mirror = on
