@@ -49,7 +49,8 @@ def test_no_crop_when_the_head_is_too_wide_for_it():
     ((480, 640), (144, 192), (82, 146)),       # 4:3: a 16:9 crop that fills the model's input
     ((1280, 720), (144, 81), (46, 81)),        # a phone held upright: the whole width, 3.2x
     ((360, 640), (144, 256), (82, 146)),       # 366x206 pixels still fill 256x144
-    ((240, 426), (144, 256), None),            # a crop would be blown up: nothing to gain
+    ((240, 426), (144, 256), (82, 147)),       # a small camera: the crop is enlarged to the model's input
+    ((180, 320), (144, 256), (82, 146)),
 ])
 def test_the_crop_has_the_model_inputs_shape_at_zoom_times_the_detail_where_the_frame_allows(frame, grid, size):
     assert HeadFocus.ZOOM == 1.75
@@ -151,11 +152,12 @@ def test_the_first_frame_gets_both_views_then_they_take_turns_with_adaptive_off(
 
 
 @pytest.mark.integration
-def test_focus_off_and_small_frames_run_the_full_view_only(segmenter, talking_head_frames):
+def test_focus_off_runs_the_full_view_only_and_a_small_camera_gets_the_head_view_too(segmenter, talking_head_frames):
     off = _chain(segmenter, adaptive="off", focus="off")
     assert _views(off, talking_head_frames[:3]) == [(FULL,)] * 3
+    # a 320x180 camera: the crop (183x103 pixels) is enlarged to the model's input rather than skipped
     small = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in talking_head_frames[:3]]
-    assert _views(_chain(segmenter, adaptive="off", focus="head"), small) == [(FULL,)] * 3
+    assert _views(_chain(segmenter, adaptive="off", focus="head"), small) == [(FULL, HEAD), (FULL,), (HEAD,)]
 
 
 @pytest.mark.integration
