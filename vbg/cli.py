@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--pred", metavar="DIR", help="also score alphas written by anything else (same names)")
     ev.add_argument("--plate", metavar="PNG", help="the true background behind the person in --video: also "
                     "score the composite over black and white against the truth (all pixels, and the edge band)")
+    ev.add_argument("--size", type=_arg(parse_size), metavar="WxH", help="--video only: score it scaled down to "
+                    "this size (frames, alpha and plate alike, area-averaged), as a smaller camera would see it")
     ev.add_argument("--baseline", action="append", default=[], metavar="NAME=PATH",
                     help="also run a peer model for comparison: rvm=PATH (RobustVideoMatting ONNX) or "
                     "mediapipe=PATH (MediaPipe selfie segmentation ONNX); may be repeated")
@@ -318,6 +320,8 @@ def cmd_eval(args) -> int:
         raise VbgError("stills need both --images DIR and --masks DIR")
     if bool(args.images) == bool(args.video):
         raise VbgError("give either --images DIR --masks DIR, or --video FILE [--alpha DIR]")
+    if args.size and not args.video:
+        raise VbgError("--size scales a --video: photos are scored at their own size")
     settings = settings_from_args(args)
     segmenter = open_segmenter(settings) if variants else None
     baselines = {}
@@ -331,7 +335,7 @@ def cmd_eval(args) -> int:
                              progress=not args.quiet, baselines=baselines)
     else:
         report = eval_video(args.video, args.alpha, settings, segmenter, variants, args.pred, args.limit,
-                            progress=not args.quiet, plate=args.plate, baselines=baselines)
+                            progress=not args.quiet, plate=args.plate, baselines=baselines, size=args.size)
     print(format_report(report))
     if args.json:
         print(json.dumps(report))

@@ -163,9 +163,12 @@ def eval_stills(images: str, masks: str, settings: Settings, segmenter: Segmente
 
 def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter: Segmenter | None,
                variants=VARIANTS, pred_dir: str | None = None, limit: int | None = None, progress=True,
-               plate: str | None = None, baselines: dict[str, str] | None = None) -> dict:
+               plate: str | None = None, baselines: dict[str, str] | None = None,
+               size: tuple[int, int] | None = None) -> dict:
     """With `plate` (the true background behind the person), also scores what the viewer sees: the
-    output over black and over white against the true composite, over all pixels and in the edge band."""
+    output over black and over white against the true composite, over all pixels and in the edge band.
+    With `size` (width, height: no larger than the video, of its shape), frames, alpha and plate are
+    area-averaged down to it first: the same scene through a smaller camera."""
     items = InputItems(video)
     if items.kind != "video":
         raise VbgError(f"{video} is not a video")
@@ -179,6 +182,7 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
         plate_image = cv2.imread(str(plate), cv2.IMREAD_COLOR)
         if plate_image is None:
             raise VbgError(f"cannot read background plate {plate}")
+        plate_image = _scaled(plate_image, size)
     runs = _variants(variants, settings, segmenter, pred_dir, baselines)
     composite = {v.name: [] for v in runs}
     temporal = {v.name: metrics.TemporalScores() for v in runs}
@@ -189,12 +193,15 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
     for name, image in items:
         if limit and n >= limit:
             break
+        if n == 0 and size is not None:
+            _check_size(size, image.shape)
+        image = _scaled(image, size)
         truth = None
         if truth_dir is not None:
             path = truth_dir / f"{name}.png"
             if not path.exists():
                 break
-            truth = _read_alpha(path)
+            truth = _scaled(_read_alpha(path), size)
             truth_motion.append(float(np.abs(truth - prev_truth).mean()) if prev_truth is not None else 0.0)
             prev_truth = truth
         if plate_image is not None:
@@ -238,6 +245,18 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
         report["worst"] = [{"item": r[0], "iou": round(r[1], 4), "boundary_f": round(r[2], 4)} for r in worst]
         report["worst_of"] = first
     return report
+
+
+def _check_size(size: tuple[int, int], shape) -> None:
+    (w, h), (vh, vw) = size, shape[:2]
+    if w > vw or h > vh or abs(w / h - vw / vh) > 0.02 * vw / vh:
+        raise VbgError(f"--size {w}x{h} must be no larger than the video ({vw}x{vh}) and of its shape")
+
+
+def _scaled(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None or image.shape[1::-1] == tuple(size):
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 COLUMNS = (("iou", "IoU", 4), ("boundary_f", "boundary F", 4), ("mad", "alpha MAD", 4), ("dtssd", "dtSSD", 5),
