@@ -56,7 +56,7 @@ class HeadFocus:
     def crop(self, prob: np.ndarray, moved: bool = True) -> tuple[int, int, int, int] | None:
         """The cells of the next head view, placed on `prob` (the last fused probability); `moved`
         False: the last head view's while there is one (placing it is for head runs). None when
-        there is no head view: off, nobody, a head too wide, a frame too small to gain."""
+        there is no head view: off, nobody, a head too wide for the crop."""
         if not self.enabled or self._size is None:
             self.reset()
             return None
