@@ -40,3 +40,16 @@ def test_a_named_edge_gets_the_presets_current_numbers(tmp_path):
     path.write_text(json.dumps({"matte": {"radius": 5, "eps": 0.002}}))
     s = Settings.load(path)
     assert (s.composite.radius, s.composite.eps) == (5, 0.002)
+
+
+def test_measured_tuning_is_not_frozen_by_a_settings_file(tmp_path):
+    """The edge hold's numbers are set by measurement, not in the window: a file from a version whose
+    hold let 10 levels pass as still runs today's hold, and a saved file does not hold them at all."""
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"smooth": {"strength": 0.7, "edge_hold": 0.9, "edge_motion_levels": 10}}))
+    s = Settings.load(path)
+    assert (s.smooth.strength, s.smooth.edge_hold, s.smooth.edge_motion_levels) == \
+        (0.7, Settings().smooth.edge_hold, Settings().smooth.edge_motion_levels)
+    s.save(path)
+    assert json.loads(path.read_text())["smooth"] == {"strength": 0.7}
+    assert Settings.load(path).smooth == s.smooth

@@ -7,7 +7,7 @@ from conftest import VIDEO_GT
 from vbg import metrics
 from vbg.chain import MatteChain
 from vbg.settings import Settings
-from vbg.smooth import MaskSmoother
+from vbg.smooth import EdgeHold, MaskSmoother
 import pytest
 
 pytestmark = pytest.mark.integration  # the real model and footage from ../shared
@@ -59,3 +59,54 @@ def test_strength_zero_is_the_bare_model():
     smoother(np.full((4, 4), 0.1, np.float32), frame, out)
     smoother(np.full((4, 4), 0.7, np.float32), frame, out)
     assert np.allclose(out, 0.7)
+
+
+def _flipping_alpha_over_a_still_picture(hold, grey_noise, frames=17, shape=(72, 128)):
+    """The worst model noise (the alpha flips between 0 and 255 every frame) over a still picture with
+    camera noise of `grey_noise` levels; returns the share of pixels the hold let through last frame."""
+    rng = np.random.default_rng(0)
+    previous = np.zeros(shape, np.uint8)
+    for i in range(frames):
+        gray = hold.frame_gray(shape)
+        noisy = np.clip(120 + rng.normal(0, grey_noise, shape), 0, 255).astype(np.uint8)
+        cv2.blur(noisy, (3, 3), dst=gray)  # as vbg/refine.py fills it
+        new = np.full(shape, 255 * (i % 2), np.uint8)
+        before = previous.copy()
+        if hold.active:
+            hold(new, previous, (0, shape[0], 0, shape[1]))
+        else:
+            np.copyto(previous, new)
+    return float(np.mean(np.abs(previous.astype(int) - before.astype(int)) > 200))
+
+
+def test_the_edge_hold_measures_the_camera_noise_and_keeps_holding_in_it(monkeypatch):
+    clean = EdgeHold(strength=0.85, motion_levels=8)
+    assert _flipping_alpha_over_a_still_picture(clean, 0.0) == 0.0
+    assert clean.levels == 8  # a clean picture: the floor
+
+    noisy = EdgeHold(strength=0.85, motion_levels=8)
+    through = _flipping_alpha_over_a_still_picture(noisy, 9.0)
+    assert noisy.noise == pytest.approx(9.0 * np.sqrt(2) / 3, rel=0.2)  # the 3x3 box's change between frames
+    assert noisy.levels > 14
+    assert through < 0.002  # noise is not taken for motion
+
+    monkeypatch.setattr(EdgeHold, "NOISE_SIGMAS", 0.0)  # the fixed threshold: noise reads as motion
+    fixed = EdgeHold(strength=0.85, motion_levels=8)
+    assert _flipping_alpha_over_a_still_picture(fixed, 9.0) > 0.02
+
+
+def test_the_edge_hold_lets_real_motion_through_in_a_clean_picture():
+    hold = EdgeHold(strength=0.85, motion_levels=8)
+    shape = (40, 40)
+    previous = np.zeros(shape, np.uint8)
+    for i in range(3):
+        gray = hold.frame_gray(shape)
+        gray.fill(100)
+        gray[:, :10] = 100 + 10 * i  # the left quarter brightens by 10 levels a frame: motion
+        new = np.full(shape, 80 * i, np.uint8)
+        if hold.active:
+            hold(new, previous, (0, 40, 0, 40))
+        else:
+            np.copyto(previous, new)
+    assert np.all(previous[:, :10] == 160)  # moving: the new alpha at once
+    assert np.all(previous[:, 20:] < 60)    # still: held back

@@ -35,11 +35,22 @@ class SegmentSettings:
     focus: str = "head"                    # head: every other model run looks at the head at 1.75x (vbg/focus.py); off
 
 
+def _tuned(default):
+    """A number set by measurement (docs/quality.md), not by the user: never saved, so a settings file
+    does not keep an old version's value once the measurement changes it."""
+    return field(default=default, metadata={"saved": False})
+
+
+def _saved(section) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(section) if f.metadata.get("saved", True)]
+
+
 @dataclass
 class SmoothSettings:
     strength: float = 0.9                  # hold on the mask grid where the image is still; 0 = all smoothing off
-    edge_hold: float = 0.85                # the same at full size, on the refined edge (0 = off)
-    edge_motion_levels: int = 10           # full-size grey change (after a 3x3 box) that counts as motion
+    edge_hold: float = _tuned(0.85)        # the same at full size, on the refined edge (0 = off)
+    edge_motion_levels: int = _tuned(8)    # full-size grey change (after a 3x3 box) that counts as motion;
+                                           # raised to 4x the camera's noise where that is more (vbg/smooth.py)
 
 
 @dataclass
@@ -87,7 +98,9 @@ class Settings:
     window: WindowSettings = field(default_factory=WindowSettings)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        return json.dumps({part.name: {f.name: getattr(getattr(self, part.name), f.name)
+                                       for f in _saved(getattr(self, part.name))}
+                           for part in dataclasses.fields(self)}, indent=2)
 
     @classmethod
     def from_dict(cls, data: dict) -> Settings:
@@ -101,7 +114,7 @@ class Settings:
             section, values = getattr(settings, part.name), data.get(part.name)
             if not isinstance(values, dict):
                 continue
-            for f in dataclasses.fields(section):
+            for f in _saved(section):
                 if f.name in values:
                     value, default = values[f.name], getattr(section, f.name)
                     if isinstance(value, list):

@@ -87,17 +87,33 @@ class EdgeHold:
     is otherwise the largest source of shimmer left (79% of it on video_gt); moving pixels pass through.
     Works one rectangle at a time (vbg/regions.py): outside the edge band the alpha is 0 or 1 and
     nothing is held.
+
+    What counts as motion is a grey change of `motion_levels` or more, raised to `NOISE_SIGMAS` times
+    the camera's own noise where that is higher (a dim room, a cheap sensor). The noise of the change
+    between frames is measured every `NOISE_EVERY` frames on every 4th row, from the median change
+    (most of a picture is still). A low threshold lets the edge follow small movements at once (on
+    video_gt 8 levels beat 10 in dtSSD and edge error); in a noisy picture it would take the noise
+    for motion and let it through as shimmer (docs/quality.md, session 8).
     """
 
-    def __init__(self, strength: float = 0.0, motion_levels: int = 10):
+    NOISE_SIGMAS = 4.0
+    NOISE_EVERY = 8
+    _NOISE_CAP = 16  # a median change this large is motion, not noise
+
+    def __init__(self, strength: float = 0.0, motion_levels: int = 8):
         self.strength = strength
         self.motion_levels = motion_levels
         self._shape = None
         self._has_prev = False
         self.active = False                     # holding this frame (set by `frame_gray`)
+        self.noise = 0.0                        # the estimated sigma of the grey's change between frames
+        self._since_noise = self.NOISE_EVERY
+        self._levels = float(motion_levels)     # the threshold in use this frame
+        self._measured = False                  # this frame's noise is measured (or not due)
 
     def reset(self) -> None:
         self._has_prev = False
+        self.noise, self._since_noise = 0.0, self.NOISE_EVERY
 
     def frame_gray(self, shape: tuple[int, int]) -> np.ndarray | None:
         """Starts a frame of this (h, w): returns the buffer for its denoised grey, to fill before the
@@ -109,17 +125,49 @@ class EdgeHold:
             self._gray, self._prev_gray = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             self._moving = np.empty(shape, np.uint8)
             self._shape, self._has_prev = shape, False
+            self.noise, self._since_noise = 0.0, self.NOISE_EVERY
         self._gray, self._prev_gray = self._prev_gray, self._gray
         self.active, self._has_prev = self._has_prev, True
+        self._measured = not self.active
         return self._gray
+
+    @property
+    def levels(self) -> float:
+        """The grey change that counts as motion now: `motion_levels`, or more in a noisy picture."""
+        return max(float(self.motion_levels), self.NOISE_SIGMAS * self.noise)
+
+    def _measure_noise(self) -> None:
+        """Updates `noise` from this frame's grey against the last (both filled by now)."""
+        self._measured = True
+        self._since_noise += 1
+        if self._since_noise < self.NOISE_EVERY:
+            return
+        self._since_noise = 0
+        change = self._moving[::4]  # scratch rows, free until the first rectangle is held
+        cv2.absdiff(self._gray[::4], self._prev_gray[::4], change)
+        counts = cv2.calcHist([change], [0], None, [256], [0, 256]).ravel()
+        # the median change, read between the integer levels: motion moves it only where it covers
+        # much of the picture, and then by less than it moves the mean
+        below, half = np.cumsum(counts), 0.5 * change.size
+        k = int(np.searchsorted(below, half))
+        if k >= self._NOISE_CAP:
+            return  # mostly motion (a cut, a camera pan): nothing to learn about the noise
+        start = 0.0 if k == 0 else k - 0.5
+        width = 0.5 if k == 0 else 1.0
+        median = start + width * (half - (below[k - 1] if k else 0.0)) / counts[k]
+        sigma = float(median) / 0.674  # the median of |N(0, s)| is 0.674 s
+        self.noise = sigma if self.noise == 0.0 else 0.7 * self.noise + 0.3 * sigma
 
     def __call__(self, alpha: np.ndarray, previous: np.ndarray, pixels: tuple[int, int, int, int]) -> None:
         """Steadies the new `alpha` (uint8) of the rectangle `pixels` into `previous`, last frame's
         alpha there: still pixels keep `strength` of it, moving ones take the new value."""
+        if not self._measured:
+            self._measure_noise()
+            self._levels = self.levels
         y0, y1, x0, x1 = pixels
         h, w = alpha.shape
         moving = self._moving[:h, :w]
         cv2.absdiff(self._gray[y0:y1, x0:x1], self._prev_gray[y0:y1, x0:x1], moving)
-        cv2.compare(moving, self.motion_levels, cv2.CMP_GE, dst=moving)
+        cv2.compare(moving, self._levels, cv2.CMP_GE, dst=moving)
         cv2.addWeighted(previous, self.strength, alpha, 1.0 - self.strength, 0.0, dst=previous)
         cv2.copyTo(alpha, moving, previous)
