@@ -104,16 +104,15 @@ class EdgeHold:
         self.strength = strength
         self.motion_levels = motion_levels
         self._shape = None
-        self._has_prev = False
         self.active = False                     # holding this frame (set by `frame_gray`)
-        self.noise = 0.0                        # the estimated sigma of the grey's change between frames
-        self._since_noise = self.NOISE_EVERY
         self._levels = float(motion_levels)     # the threshold in use this frame
         self._measured = False                  # this frame's noise is measured (or not due)
+        self.reset()
 
     def reset(self) -> None:
         self._has_prev = False
-        self.noise, self._since_noise = 0.0, self.NOISE_EVERY
+        self.noise = 0.0                        # the estimated sigma of the grey's change between frames
+        self._since_noise = self.NOISE_EVERY    # measured on the next frame held
 
     def frame_gray(self, shape: tuple[int, int]) -> np.ndarray | None:
         """Starts a frame of this (h, w): returns the buffer for its denoised grey, to fill before the
@@ -124,8 +123,8 @@ class EdgeHold:
         if self._shape != shape:
             self._gray, self._prev_gray = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             self._moving = np.empty(shape, np.uint8)
-            self._shape, self._has_prev = shape, False
-            self.noise, self._since_noise = 0.0, self.NOISE_EVERY
+            self._shape = shape
+            self.reset()
         self._gray, self._prev_gray = self._prev_gray, self._gray
         self.active, self._has_prev = self._has_prev, True
         self._measured = not self.active
