@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "score the composite over black and white against the truth (all pixels, and the edge band)")
     ev.add_argument("--size", type=_arg(parse_size), metavar="WxH", help="--video only: score it scaled down to "
                     "this size (frames, alpha and plate alike, area-averaged), as a smaller camera would see it")
+    ev.add_argument("--crop", type=_arg(parse_size), metavar="WxH", help="--video with --alpha: score a window "
+                    "of this size centred on the person (before --size), as a camera of another shape would see "
+                    "it, e.g. 406x720 for a phone held upright")
     ev.add_argument("--baseline", action="append", default=[], metavar="NAME=PATH",
                     help="also run a peer model for comparison: rvm=PATH (RobustVideoMatting ONNX) or "
                     "mediapipe=PATH (MediaPipe selfie segmentation ONNX); may be repeated")
@@ -320,8 +323,8 @@ def cmd_eval(args) -> int:
         raise VbgError("stills need both --images DIR and --masks DIR")
     if bool(args.images) == bool(args.video):
         raise VbgError("give either --images DIR --masks DIR, or --video FILE [--alpha DIR]")
-    if args.size and not args.video:
-        raise VbgError("--size scales a --video: photos are scored at their own size")
+    if (args.size or args.crop) and not args.video:
+        raise VbgError("--size and --crop reshape a --video: photos are scored as they are")
     settings = settings_from_args(args)
     segmenter = open_segmenter(settings) if variants else None
     baselines = {}
@@ -335,7 +338,8 @@ def cmd_eval(args) -> int:
                              progress=not args.quiet, baselines=baselines)
     else:
         report = eval_video(args.video, args.alpha, settings, segmenter, variants, args.pred, args.limit,
-                            progress=not args.quiet, plate=args.plate, baselines=baselines, size=args.size)
+                            progress=not args.quiet, plate=args.plate, baselines=baselines, size=args.size,
+                            crop=args.crop)
     print(format_report(report))
     if args.json:
         print(json.dumps(report))

@@ -164,17 +164,20 @@ def eval_stills(images: str, masks: str, settings: Settings, segmenter: Segmente
 def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter: Segmenter | None,
                variants=VARIANTS, pred_dir: str | None = None, limit: int | None = None, progress=True,
                plate: str | None = None, baselines: dict[str, str] | None = None,
-               size: tuple[int, int] | None = None) -> dict:
+               size: tuple[int, int] | None = None, crop: tuple[int, int] | None = None) -> dict:
     """With `plate` (the true background behind the person), also scores what the viewer sees: the
     output over black and over white against the true composite, over all pixels and in the edge band.
-    With `size` (width, height: no larger than the video, of its shape), frames, alpha and plate are
-    area-averaged down to it first: the same scene through a smaller camera."""
+    With `crop` (width, height), frames, alpha and plate are cut to that window, centred on the person
+    in the first frame's truth: the same scene through a camera of another shape (a phone held upright,
+    a 4:3 webcam). With `size` (width, height: no larger than the video or its crop, of its shape), they
+    are area-averaged down to it: the same scene through a smaller camera."""
     items = InputItems(video)
     if items.kind != "video":
         raise VbgError(f"{video} is not a video")
     truth_dir = Path(alpha_dir) if alpha_dir else None
     if truth_dir is not None and not (truth_dir / "000000.png").exists():
         raise VbgError(f"{truth_dir} has no 000000.png: --alpha needs the ground truth as 000000.png, 000001.png, …")
+    window = _window_on_person(crop, truth_dir) if crop else None
     plate_image = None
     if plate is not None:
         if truth_dir is None:
@@ -182,7 +185,7 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
         plate_image = cv2.imread(str(plate), cv2.IMREAD_COLOR)
         if plate_image is None:
             raise VbgError(f"cannot read background plate {plate}")
-        plate_image = _scaled(plate_image, size)
+        plate_image = _scaled(_cut(plate_image, window), size)
     runs = _variants(variants, settings, segmenter, pred_dir, baselines)
     composite = {v.name: [] for v in runs}
     temporal = {v.name: metrics.TemporalScores() for v in runs}
@@ -195,13 +198,13 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
             break
         if n == 0 and size is not None:
             _check_size(size, image.shape)
-        image = _scaled(image, size)
+        image = _scaled(_cut(image, window), size)
         truth = None
         if truth_dir is not None:
             path = truth_dir / f"{name}.png"
             if not path.exists():
                 break
-            truth = _scaled(_read_alpha(path), size)
+            truth = _scaled(_cut(_read_alpha(path), window), size)
             truth_motion.append(float(np.abs(truth - prev_truth).mean()) if prev_truth is not None else 0.0)
             prev_truth = truth
         if plate_image is not None:
@@ -251,6 +254,24 @@ def _check_size(size: tuple[int, int], shape) -> None:
     (w, h), (vh, vw) = size, shape[:2]
     if w > vw or h > vh or abs(w / h - vw / vh) > 0.02 * vw / vh:
         raise VbgError(f"--size {w}x{h} must be no larger than the video ({vw}x{vh}) and of its shape")
+
+
+def _window_on_person(crop: tuple[int, int], truth_dir: Path | None) -> tuple[slice, slice]:
+    """The rows and columns of a `crop` (width, height) window centred on the first frame's person."""
+    if truth_dir is None:
+        raise VbgError("--crop needs --alpha: the window is centred on the person in the ground truth")
+    truth = _read_alpha(truth_dir / "000000.png")
+    (w, h), (th, tw) = crop, truth.shape
+    if w > tw or h > th:
+        raise VbgError(f"--crop {w}x{h} must fit in the video ({tw}x{th})")
+    ys, xs = np.nonzero(truth >= 0.5)
+    cy, cx = (th // 2, tw // 2) if ys.size == 0 else (int(ys.mean()), int(xs.mean()))
+    y0, x0 = min(max(0, cy - h // 2), th - h), min(max(0, cx - w // 2), tw - w)
+    return slice(y0, y0 + h), slice(x0, x0 + w)
+
+
+def _cut(image: np.ndarray, window: tuple[slice, slice] | None) -> np.ndarray:
+    return image if window is None else np.ascontiguousarray(image[window])
 
 
 def _scaled(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

@@ -30,12 +30,13 @@ class HeadFocus:
     ZOOM = 1.75  # the head view's detail over the full view's (1.5 to 2.5 measured: docs/quality.md)
 
     def __init__(self, margin: int = 4, top_rows: int = 30, ramp: int = 4, slack: int = 4, fill: float = 0.75,
-                 reach: int = 3):
+                 reach: int = 3, widest: float = 0.8):
         self.margin = margin        # grid rows kept above the top of the person
         self.top_rows = top_rows    # grid rows below the top that say where the head is, left to right
         self.ramp = ramp
         self.slack = slack          # the crop stays put until it would move by more cells than this
-        self.fill = fill            # no head view when the head is wider than this share of the crop
+        self.fill = fill            # the head takes at most this share of the crop's width...
+        self.widest = widest        # ...which widens for it up to this share of the frame's (1.25x detail)
         self._reach_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * reach + 1, 2 * reach + 1))
         self._rect: tuple[int, int, int, int] | None = None   # y0, y1, x0, x1 of the stored head view
         self._head: np.ndarray | None = None
@@ -56,7 +57,7 @@ class HeadFocus:
     def crop(self, prob: np.ndarray, moved: bool = True) -> tuple[int, int, int, int] | None:
         """The cells of the next head view, placed on `prob` (the last fused probability); `moved`
         False: the last head view's while there is one (placing it is for head runs). None when
-        there is no head view: off, nobody, a head too wide for the crop."""
+        there is no head view: off, nobody, a head too wide even for the widest crop."""
         if not self.enabled or self._size is None:
             self.reset()
             return None
@@ -104,8 +105,10 @@ class HeadFocus:
               period: tuple[int, int] = (1, 1)) -> tuple[int, int, int, int] | None:
         """The head crop for the next head view: `size` cells (`crop_size`), `margin` rows above the top of
         the person (the largest region over P 0.5), centred on its cells in the `top_rows` below; its
-        corner on the grid's pixel `period`. None when nobody is in the picture, or when the head is
-        too wide for the crop."""
+        corner on the grid's pixel `period`. A head wider than `fill` of the crop (someone leaning in)
+        gets a wider crop of the same shape, up to `widest` of the frame's width; a crop across the
+        whole width (a portrait frame) cuts nothing at the sides that the frame does not. None when
+        nobody is in the picture, or when the head is too wide even so."""
         rows, cols = prob.shape
         cv2.compare(prob, 0.5, cv2.CMP_GT, dst=self._person_buffer(prob.shape))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(self._person, connectivity=8)
@@ -115,8 +118,12 @@ class HeadFocus:
         top = int(stats[largest, cv2.CC_STAT_TOP])
         h, w = size
         xs = np.nonzero(labels[top:top + self.top_rows] == largest)[1]
-        if xs.max() - xs.min() > self.fill * w:
-            return None  # the head already fills most of the frame: a crop would cut it
+        span = int(xs.max() - xs.min())
+        if w < cols and span > self.fill * w:  # a crop this narrow would cut the head at its sides
+            wider = int(np.ceil(span / self.fill))
+            if wider > self.widest * cols:
+                return None  # the head fills most of the frame: the full view sees it as well
+            h, w = min(rows, round(h * wider / w)), wider  # the same shape, less detail
         centre = round(float(xs.mean()))
         py, px = period
         y0 = min(max(0, top - self.margin), rows - h) // py * py
