@@ -36,7 +36,7 @@ class HeadFocus:
         self.ramp = ramp
         self.slack = slack          # the crop stays put until it would move by more cells than this
         self.fill = fill            # the head takes at most this share of the crop's width...
-        self.widest = widest        # ...which widens for it up to this share of the frame's (1.25x detail)
+        self.widest = widest        # ...which widens for it up to this share of the frame's (1.25x detail at 16:9)
         self._reach_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * reach + 1, 2 * reach + 1))
         self._rect: tuple[int, int, int, int] | None = None   # y0, y1, x0, x1 of the stored head view
         self._head: np.ndarray | None = None
