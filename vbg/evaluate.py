@@ -196,9 +196,10 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
     for name, image in items:
         if limit and n >= limit:
             break
+        image = _cut(image, window)
         if n == 0 and size is not None:
-            _check_size(size, image.shape)
-        image = _scaled(_cut(image, window), size)
+            _check_size(size, image.shape)  # against the window with --crop: that is what gets scaled
+        image = _scaled(image, size)
         truth = None
         if truth_dir is not None:
             path = truth_dir / f"{name}.png"
