@@ -9,6 +9,8 @@ less: the model's noise is not confined to its unsure pixels.)
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -99,6 +101,11 @@ class EdgeHold:
     NOISE_SIGMAS = 4.0
     NOISE_EVERY = 8
     _NOISE_CAP = 16  # a median change this large is motion, not noise
+    # A slow edge over a background of its own brightness changes the grey by about a level a frame
+    # and reads as still: held, the alpha trails it (a band of the old room along a turning jaw, holed
+    # where single pixels pass). So the held alpha stays within this of the new one; on video_gt that
+    # leaves the flicker as it was (docs/quality.md, session 10).
+    TRAIL_LEVELS = 40
 
     def __init__(self, strength: float = 0.0, motion_levels: int = 8):
         self.strength = strength
@@ -106,6 +113,7 @@ class EdgeHold:
         self._shape = None
         self.active = False                     # holding this frame (set by `frame_gray`)
         self._levels = float(motion_levels)     # the threshold in use this frame
+        self._slack_of = np.empty(256, np.uint8)  # what it allows for each grey change (see __call__)
         self._measured = False                  # this frame's noise is measured (or not due)
         self.reset()
 
@@ -122,7 +130,7 @@ class EdgeHold:
             return None
         if self._shape != shape:
             self._gray, self._prev_gray = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
-            self._moving = np.empty(shape, np.uint8)
+            self._slack, self._bound = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             self._shape = shape
             self.reset()
         self._gray, self._prev_gray = self._prev_gray, self._gray
@@ -142,7 +150,7 @@ class EdgeHold:
         if self._since_noise < self.NOISE_EVERY:
             return
         self._since_noise = 0
-        change = self._moving[::4]  # scratch rows, free until the first rectangle is held
+        change = self._slack[::4]  # scratch rows, free until the first rectangle is held
         cv2.absdiff(self._gray[::4], self._prev_gray[::4], change)
         counts = cv2.calcHist([change], [0], None, [256], [0, 256]).ravel()
         # the median change, read between the integer levels: motion moves it only where it covers
@@ -159,14 +167,21 @@ class EdgeHold:
 
     def __call__(self, alpha: np.ndarray, previous: np.ndarray, pixels: tuple[int, int, int, int]) -> None:
         """Steadies the new `alpha` (uint8) of the rectangle `pixels` into `previous`, last frame's
-        alpha there: still pixels keep `strength` of it, moving ones take the new value."""
+        alpha there: still pixels keep `strength` of it, but no further than `TRAIL_LEVELS` from the
+        new value; moving ones take the new value."""
         if not self._measured:
             self._measure_noise()
             self._levels = self.levels
+            # grey change -> how far the held alpha may stay from the new one: 0 where it is motion
+            self._slack_of.fill(self.TRAIL_LEVELS)
+            self._slack_of[math.ceil(self._levels):] = 0
         y0, y1, x0, x1 = pixels
         h, w = alpha.shape
-        moving = self._moving[:h, :w]
-        cv2.absdiff(self._gray[y0:y1, x0:x1], self._prev_gray[y0:y1, x0:x1], moving)
-        cv2.compare(moving, self._levels, cv2.CMP_GE, dst=moving)
+        slack, bound = self._slack[:h, :w], self._bound[:h, :w]
+        cv2.absdiff(self._gray[y0:y1, x0:x1], self._prev_gray[y0:y1, x0:x1], slack)
+        cv2.LUT(slack, self._slack_of, dst=slack)
         cv2.addWeighted(previous, self.strength, alpha, 1.0 - self.strength, 0.0, dst=previous)
-        cv2.copyTo(alpha, moving, previous)
+        cv2.add(alpha, slack, bound)
+        cv2.min(previous, bound, previous)
+        cv2.subtract(alpha, slack, bound)
+        cv2.max(previous, bound, previous)
