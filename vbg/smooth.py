@@ -112,8 +112,7 @@ class EdgeHold:
         self.motion_levels = motion_levels
         self._shape = None
         self.active = False                     # holding this frame (set by `frame_gray`)
-        self._levels = float(motion_levels)     # the threshold in use this frame
-        self._slack_of = np.empty(256, np.uint8)  # what it allows for each grey change (see __call__)
+        self._slack_of = np.empty(256, np.uint8)  # how far the held alpha may trail, by grey change (__call__)
         self._measured = False                  # this frame's noise is measured (or not due)
         self.reset()
 
@@ -171,10 +170,9 @@ class EdgeHold:
         new value; moving ones take the new value."""
         if not self._measured:
             self._measure_noise()
-            self._levels = self.levels
             # grey change -> how far the held alpha may stay from the new one: 0 where it is motion
             self._slack_of.fill(self.TRAIL_LEVELS)
-            self._slack_of[math.ceil(self._levels):] = 0
+            self._slack_of[math.ceil(self.levels):] = 0
         y0, y1, x0, x1 = pixels
         h, w = alpha.shape
         slack, bound = self._slack[:h, :w], self._bound[:h, :w]
