@@ -48,10 +48,41 @@ def test_portrait_frame_keeps_its_aspect_and_maps_back(segmenter):
     image = _first_frame(PORTRAIT_CLIP)                            # 720x1280, portrait
     prob, small = _mask_of(segmenter, image)
     rows, cols = prob.shape
-    assert rows == 144 and abs(cols / rows - 720 / 1280) < 0.02    # not stretched to 256x144
-    x, y, w, h = segmenter.roi
+    assert rows == 144 and abs(cols / rows - 720 / 1280) < 0.02    # the grid is not stretched to 256x144
+    x, y, w, h = segmenter.roi                                     # the model sees the frame widened
+    assert (w, h) == (round(cols * segmenter.PORTRAIT_WIDEN), rows) and x > 0
     assert np.all(segmenter.padded[:, :x] == 128)                 # letterbox padding, not image
+    seen = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(segmenter.padded[y:y + h, x:x + w], seen)
     assert prob.mean() > 0.15                                      # the selfie's person is found
+
+
+def test_landscape_frames_are_letterboxed_as_they_are(segmenter):
+    image = cv2.resize(_first_frame(CLIP_720P), (960, 720))       # 4:3
+    prob, small = _mask_of(segmenter, image)
+    x, y, w, h = segmenter.roi
+    assert prob.shape == (h, w) == (144, 192) and x == 32
+    assert np.array_equal(segmenter.padded[:, x:x + w], small)
+
+
+def test_portrait_photos_are_outlined_better_widened(segmenter, monkeypatch):
+    """The bare model on the portrait photos in ../shared/data/stills (a thin strip of the 16:9
+    input, letterboxed): widened 1.3x it finds their outline better (boundary F of its mask)."""
+    photos = [p for p in sorted((STILLS / "images").glob("*.jpg")) if (im := cv2.imread(str(p))).shape[0] > im.shape[1]]
+    assert len(photos) >= 20
+
+    def mean_boundary_f():
+        scores = []
+        for path in photos:
+            image = cv2.imread(str(path))
+            truth = cv2.imread(str(STILLS / "masks" / f"{path.stem}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+            prob, _ = _mask_of(segmenter, image)
+            scores.append(metrics.boundary_f(cv2.resize(prob, image.shape[1::-1]), truth))
+        return np.mean(scores)
+
+    widened = mean_boundary_f()
+    monkeypatch.setattr(segmenter, "PORTRAIT_WIDEN", 1.0)
+    assert widened > mean_boundary_f() + 0.01
 
 
 def test_area_resize_matches_opencv_area_on_non_integer_ratios():

@@ -152,6 +152,7 @@ class EdgeRefiner:
     """
 
     STRIP_PX, MIN_RUN_PX = 80, 32
+    INSIDE_CELLS = 3  # grid cells: a mask over 0.5 this far in all round is the person's inside
 
     def __init__(self, settings: CompositeSettings, hold: EdgeHold | None = None):
         self.settings = settings
@@ -161,6 +162,7 @@ class EdgeRefiner:
         self._cshape = None  # grid buffers of the colour guide
         self._lifted: np.ndarray | None = None
         self._firm: np.ndarray | None = None
+        self._solid: np.ndarray | None = None
         self._a: np.ndarray | None = None  # alpha*255 = a . guide + b, guide in 8-bit levels (None: a = 0)
         self._track = False
         self.alpha = np.empty((0, 0), np.uint8)
@@ -234,6 +236,8 @@ class EdgeRefiner:
     def _solve(self, small: np.ndarray, mask: np.ndarray) -> None:
         """The edge filter's coefficients on the grid (and the local colours), for `small` and `mask`."""
         s = self.settings
+        if s.refine:
+            mask = self._solid_inside(mask)
         colours = self.local_colours(small, mask, eight_bit=s.decontaminate) \
             if s.refine and (s.unmix > 0 or s.decontaminate) else None
         if s.refine and s.mask_gamma != 1.0:
@@ -257,6 +261,16 @@ class EdgeRefiner:
             self._a = None
             np.multiply(mask, 255.0, out=self._b)
         self._classify()
+
+    def _solid_inside(self, mask: np.ndarray) -> np.ndarray:
+        """`mask` with 1 wherever every cell within INSIDE_CELLS is over 0.5: well inside the outline the
+        person is opaque, whatever doubt the model had there (a widened portrait frame leaves some in
+        a torso the frame's bottom cuts: docs/quality.md, session 11)."""
+        if self._solid is None or self._solid.shape != mask.shape:
+            self._solid, self._inside = np.empty_like(mask), np.empty_like(mask)
+        cv2.threshold(mask, 0.5, 1.0, cv2.THRESH_BINARY, dst=self._inside)
+        cv2.erode(self._inside, None, dst=self._inside, iterations=self.INSIDE_CELLS)  # the frame's border erodes nothing
+        return np.maximum(mask, self._inside, out=self._solid)
 
     def _firmed(self, mask: np.ndarray, contrast: float) -> np.ndarray:
         if self._firm is None or self._firm.shape != mask.shape:

@@ -64,8 +64,13 @@ class Segmenter:
 
     The frame is fitted into the model's input keeping its aspect ratio (the rest is padded with
     mid-grey) and the probability is cropped back to the same region, so it maps onto the frame
-    exactly. All buffers are allocated once per frame size.
+    exactly. A portrait frame is shown to the model `PORTRAIT_WIDEN` times wider than it is (the
+    probability is narrowed back to the grid): letterboxed, an upright person is a thin strip of the
+    16:9 input, and widened the model finds their outline more surely (docs/quality.md, session 11).
+    All buffers are allocated once per frame size.
     """
+
+    PORTRAIT_WIDEN = 1.3
 
     def __init__(self, model_path: Path, model: SegmentationModel | ModelSpec, device: str = "auto",
                  threads: int = 0, keep_aspect: bool = True):
@@ -93,7 +98,9 @@ class Segmenter:
         self._scratch: dict = {}
         self._frame_shape: tuple | None = None
         self._bars_covered = False  # a view (infer_view) filled the letterbox's bars
-        self.roi = (0, 0, w, h)  # x, y, w, h of the frame inside the model input
+        self.grid = (h, w)  # the mask grid: rows, columns
+        self.roi = (0, 0, w, h)  # x, y, w, h of the frame inside the model input (wider than the grid: widened)
+        self._narrowed: np.ndarray | None = None  # a widened frame's probability, back on the grid
 
     def _open(self, ort, model_path: Path, device: str):
         def session(providers, quiet=False):
@@ -150,26 +157,31 @@ class Segmenter:
 
     def fit(self, frame_h: int, frame_w: int) -> tuple[int, int]:
         """Sets up the letterbox for this frame size; returns the mask grid (rows, cols)."""
-        if self._frame_shape != (frame_h, frame_w, self.keep_aspect):
+        if self._frame_shape != (frame_h, frame_w, self.keep_aspect, self.PORTRAIT_WIDEN):
             _, _, mh, mw = self.spec.input_shape
             scale = min(mw / frame_w, mh / frame_h)
             cw, ch = max(1, round(frame_w * scale)), max(1, round(frame_h * scale))
             if not self.keep_aspect:
                 cw, ch = mw, mh
-            x, y = (mw - cw) // 2, (mh - ch) // 2
-            self.roi = (x, y, cw, ch)
+            vw = min(mw, round(cw * self.PORTRAIT_WIDEN)) if frame_h > frame_w else cw
+            self.grid = (ch, cw)
+            self.roi = ((mw - vw) // 2, (mh - ch) // 2, vw, ch)
+            self._narrowed = np.empty((ch, cw), np.float32) if vw != cw else None
             self.padded[:] = 128
-            self._frame_shape = (frame_h, frame_w, self.keep_aspect)
-        return self.roi[3], self.roi[2]
+            self._frame_shape = (frame_h, frame_w, self.keep_aspect, self.PORTRAIT_WIDEN)
+        return self.grid
 
     def preprocess(self, image: np.ndarray, small_out: np.ndarray) -> None:
         """Downscales `image` into `small_out` (the model grid, BGR uint8) and the letterboxed input."""
-        x, y, cw, ch = self.roi
+        x, y, vw, vh = self.roi
         area_resize(image, small_out, self._scratch)
         if self._bars_covered:
             self.padded[:] = 128
             self._bars_covered = False
-        self.padded[y:y + ch, x:x + cw] = small_out
+        if self._narrowed is None:
+            self.padded[y:y + vh, x:x + vw] = small_out
+        else:
+            cv2.resize(small_out, (vw, vh), dst=self.padded[y:y + vh, x:x + vw], interpolation=cv2.INTER_LINEAR)
 
     def infer_view(self, view: np.ndarray) -> np.ndarray:
         """Runs the model on `view` (a crop of the input's shape, give or take a pixel) stretched over
@@ -185,8 +197,12 @@ class Segmenter:
         stays valid, unchanged, until the next call)."""
         self.model.write_input(self.padded, self.input)
         self.session.run_with_iobinding(self._binding)
-        x, y, cw, ch = self.roi
-        return self.model.person(self.output)[y:y + ch, x:x + cw]
+        x, y, vw, vh = self.roi
+        prob = self.model.person(self.output)[y:y + vh, x:x + vw]
+        if self._narrowed is None:
+            return prob
+        cv2.resize(prob, self._narrowed.shape[::-1], dst=self._narrowed, interpolation=cv2.INTER_AREA)
+        return self._narrowed
 
 
 def changed_cells(now: np.ndarray, ref: np.ndarray, step: float, scratch: np.ndarray) -> int:
