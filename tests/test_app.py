@@ -84,6 +84,41 @@ def test_view_modes_show_camera_and_side_by_side(window, qtbot):
     qtbot.waitUntil(lambda: len(window.preview.images) == 1, timeout=5000)
 
 
+def _fits(image, width, height):
+    """Scaled to fit width x height exactly (one side equal, within a rounding pixel)."""
+    w, h = image.width(), image.height()
+    return w <= width and h <= height and (w == width or h == height)
+
+
+def test_preview_frames_are_scaled_to_the_widget_and_stop_while_hidden(window, qtbot):
+    preview = window.preview
+    ratio = preview.devicePixelRatioF()
+    qtbot.waitUntil(lambda: preview.images and _fits(preview.images[0], round(preview.width() * ratio),
+                                                    round(preview.height() * ratio)), timeout=5000)
+    window.resize(1000, 700)                   # a smaller window: smaller preview frames, painted 1:1
+    qtbot.waitUntil(lambda: _fits(preview.images[0], round(preview.width() * ratio),
+                                  round(preview.height() * ratio)), timeout=5000)
+    window.view.setCurrentIndex(window.view.findData("side"))
+    qtbot.waitUntil(lambda: len(preview.images) == 2 and all(
+        _fits(i, round(preview.width() * ratio / 2), round(preview.height() * ratio)) for i in preview.images),
+        timeout=5000)
+    window.hide()                              # in the tray: the engine runs on, the preview costs nothing
+    qtbot.wait(200)                            # a frame already handed over may still be taken
+    shown, frames = window.tap.shown, window.pipeline.counters.frames_out
+    qtbot.waitUntil(lambda: window.pipeline.counters.frames_out > frames + 10, timeout=10000)
+    assert window.tap.shown == shown
+    window.show()
+    qtbot.waitUntil(lambda: window.tap.shown > shown + 2, timeout=5000)
+    window.showMinimized()
+    qtbot.waitUntil(lambda: window.isMinimized(), timeout=5000)
+    qtbot.wait(200)
+    shown, frames = window.tap.shown, window.pipeline.counters.frames_out
+    qtbot.waitUntil(lambda: window.pipeline.counters.frames_out > frames + 10, timeout=10000)
+    assert window.tap.shown == shown
+    window.showNormal()
+    qtbot.waitUntil(lambda: window.tap.shown > shown + 2, timeout=5000)
+
+
 def test_broken_and_added_backgrounds(window, qtbot, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not an image")
@@ -507,3 +542,42 @@ def test_ctl_connections_do_not_pile_up_in_a_long_running_window(qtbot, tmp_path
         assert not server._buffers and len(sockets) == 0 and grew < 60, (len(sockets), grew)
     finally:
         server.close()
+
+
+def test_frame_tap_scales_only_what_the_view_shows_and_never_overwrites_a_frame_being_painted(qtbot):
+    from vbg.app.preview import FrameTap
+
+    tap = FrameTap()
+    emitted = []
+    tap.frame.connect(lambda: emitted.append(1))
+    output = np.full((720, 1280, 3), (0, 0, 200), np.uint8)
+    camera = np.full((720, 1280, 3), (0, 200, 0), np.uint8)
+    tap.on_output(output, camera)                              # not aimed yet: off screen
+    assert tap.skipped == 1 and not emitted
+    tap.aim(("output",), (400, 300))
+    tap.on_output(output, camera)
+    first = tap.take()
+    assert [(i.width(), i.height()) for i in first] == [(400, 225)]
+    assert first[0].pixelColor(10, 10).red() == 200
+    tap.on_output(output, camera)
+    tap.on_output(camera, camera)                              # not taken yet: dropped, not queued
+    assert tap.skipped == 2
+    second = tap.take()
+    output[:] = (200, 0, 0)
+    tap.on_output(output, camera)                              # into the buffers of `first`, now free
+    assert second[0].pixelColor(10, 10).red() == 200           # the frame being painted is untouched
+    assert tap.take()[0].pixelColor(10, 10).blue() == 200
+    tap.aim(("camera", "output"), (320, 360), 2.0)
+    tap.on_output(output, camera)
+    side = tap.take()
+    assert [(i.width(), i.height()) for i in side] == [(320, 180), (320, 180)]
+    assert side[0].pixelColor(5, 5).green() == 200 and side[1].pixelColor(5, 5).blue() == 200
+    assert side[0].devicePixelRatio() == 2.0
+    tap.on_output(output, None)                                # a card: no camera frame, the output alone
+    assert len(tap.take()) == 1
+    tap.aim(("output",), (2560, 1600), 2.0)                    # a larger preview: Qt scales it up when painting
+    tap.on_output(output, camera)
+    assert [(i.width(), i.height()) for i in tap.take()] == [(1280, 720)]
+    tap.aim(("output",), None)                                 # hidden
+    tap.on_output(output, camera)
+    assert tap.skipped == 3 and len(emitted) == 6

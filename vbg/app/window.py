@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import cv2
-from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPainter, QPen, QPixmap, QShortcut
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
                                QLabel, QListWidget, QListWidgetItem, QMainWindow, QPushButton, QScrollArea,
@@ -97,13 +97,13 @@ class MainWindow(QMainWindow):
 
     # -- layout ------------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.preview = PreviewWidget()
+        self.preview = PreviewWidget(self.tap, self.settings.window.view)
         self.view = QComboBox()
         self.view.addItem("Output", "output")
         self.view.addItem("Camera", "camera")
         self.view.addItem("Side by side", "side")
         self.view.setCurrentIndex(max(0, self.view.findData(self.settings.window.view)))
-        self.view.currentIndexChanged.connect(lambda: self._save(window__view=self.view.currentData()))
+        self.view.currentIndexChanged.connect(self._view_changed)
         # the switch people look for first, always in sight
         self.vcam = QCheckBox("Virtual camera", checked=self.settings.output.vcam,
                               toolTip="what call apps see as a camera")
@@ -347,14 +347,12 @@ class MainWindow(QMainWindow):
         self.preview.update()
 
     def _show_frame(self) -> None:
-        out, src = self.tap.take()
-        mode = self.view.currentData()
-        if mode == "camera" and src is not None:
-            self.preview.show_images([src])
-        elif mode == "side" and src is not None:
-            self.preview.show_images([src, out])
-        else:
-            self.preview.show_images([out])
+        self.preview.show_images(self.tap.take())
+
+    def _view_changed(self) -> None:
+        view = self.view.currentData()
+        self.preview.set_view(view)
+        self._save(window__view=view)
 
     # -- backgrounds -------------------------------------------------------------------------------
     def _refresh_gallery(self) -> None:
@@ -759,6 +757,11 @@ class MainWindow(QMainWindow):
 
     def screenshot(self, path: str) -> bool:
         return self.grab().save(path, "PNG")
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.Type.WindowStateChange:
+            self.preview.aim()  # minimised: no preview frames at all
+        super().changeEvent(event)
 
     def closeEvent(self, event) -> None:
         if self.tray.visible and not self._quitting:
