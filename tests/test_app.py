@@ -559,6 +559,7 @@ def test_frame_tap_scales_only_what_the_view_shows_and_never_overwrites_a_frame_
     first = tap.take()
     assert [(i.width(), i.height()) for i in first] == [(400, 225)]
     assert first[0].pixelColor(10, 10).red() == 200
+    assert first[0].format() == first[0].Format.Format_RGB32   # Qt's own format: painted with no conversion
     tap.on_output(output, camera)
     tap.on_output(camera, camera)                              # not taken yet: dropped, not queued
     assert tap.skipped == 2
