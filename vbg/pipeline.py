@@ -116,7 +116,11 @@ class Pipeline:
         ]
         self.last_output: np.ndarray | None = None
         self._card: tuple[tuple, np.ndarray] | None = None
+        # held while anything is sent and while the run state (paused, idle, the camera wanted) changes:
+        # once pause() has it, a composite already in flight is dropped instead of sent
+        self._output_lock = threading.Lock()
         self.paused = False
+        self.dropped_paused = 0  # frames in flight when a pause came, never sent
         self._snapshot: tuple[str, threading.Event, list] | None = None
         self._idle = False
         self._unwatched_since = time.monotonic()
@@ -212,13 +216,13 @@ class Pipeline:
                     if self.composite_slot.closed:
                         break
                     self._update_idle(now)
-                    text = self._card_text()
-                    if text and now - last_out > 0.5:
-                        key = (text, self.settings.output.pause_image, self.settings.composite.background)
-                        if self._card is None or self._card[0] != key:
-                            self._card = (key, self._card_image(text))
-                        self._emit(self._card[1], card=True)
-                        last_out = now
+                    if now - last_out > 0.5:
+                        with self._output_lock:  # the card said is the state's now, not before a pause
+                            text = self._card_text()
+                            if text:
+                                key = (text, self.settings.output.pause_image, self.settings.composite.background)
+                                self._send(self._card_for(key, text), card=True)
+                                last_out = now
                     continue
                 try:
                     image = self.chain.compose(frame, need_alpha=self.alpha_dir is not None)
@@ -249,6 +253,11 @@ class Pipeline:
             return "camera lost - reconnecting"
         return None
 
+    def _card_for(self, key: tuple, text: str) -> np.ndarray:
+        if self._card is None or self._card[0] != key:
+            self._card = (key, self._card_image(text))
+        return self._card[1]
+
     def _card_image(self, text: str) -> np.ndarray:
         shape = (self.size[1], self.size[0], 3)
         if text == PAUSED_TEXT:
@@ -265,13 +274,18 @@ class Pipeline:
     # -- controls (any thread) ---------------------------------------------------------------------
     def pause(self) -> None:
         """Stops camera and model; the call sees the privacy image (`OutputSettings.pause_image`), never
-        the camera."""
-        self.paused = True
-        self._apply_wanted()
+        the camera: when this returns the privacy image has been sent, and frames still in flight are
+        dropped, never sent."""
+        with self._output_lock:
+            self.paused = True
+            self._apply_wanted()
+            key = (PAUSED_TEXT, self.settings.output.pause_image, self.settings.composite.background)
+            self._send(self._card_for(key, PAUSED_TEXT), card=True)
 
     def resume(self) -> None:
-        self.paused = False
-        self._apply_wanted()
+        with self._output_lock:
+            self.paused = False
+            self._apply_wanted()
 
     def update(self, settings: Settings) -> None:
         """The one way to change a running engine: every setting that can change live takes effect
@@ -304,6 +318,14 @@ class Pipeline:
         return bool(result and result[0])
 
     def _emit(self, image: np.ndarray, card: bool = False, source: np.ndarray | None = None) -> None:
+        """Sends `image` to every output, unless it is made from the camera and a pause came first."""
+        with self._output_lock:
+            if self.paused and not card:
+                self.dropped_paused += 1
+                return
+            self._send(image, card, source)
+
+    def _send(self, image: np.ndarray, card: bool = False, source: np.ndarray | None = None) -> None:
         self.vcam.send(image)
         if self.recorder is not None:
             self.recorder.write(image)
@@ -323,6 +345,10 @@ class Pipeline:
             self.counters.frames_out += 1
 
     def _update_idle(self, now: float) -> None:
+        with self._output_lock:
+            self._update_idle_locked(now)
+
+    def _update_idle_locked(self, now: float) -> None:
         readers = self.vcam.readers
         if readers is None:
             if self._idle:  # the device went away: never stay idle without one
@@ -339,7 +365,7 @@ class Pipeline:
             self._idle = True
             self._apply_wanted()
             # what the next app to open the device sees first, instead of a composite from long ago
-            self._emit(status_card((self.size[1], self.size[0], 3), STARTING_TEXT), card=True)
+            self._send(status_card((self.size[1], self.size[0], 3), STARTING_TEXT), card=True)
 
     # -- reporting -------------------------------------------------------------------------------
     def status_line(self) -> str:
