@@ -221,3 +221,24 @@ def test_doubt_well_inside_the_person_is_filled_and_doubt_at_the_outline_kept():
     assert np.array_equal(filled, as_if_sure)
     assert (filled[300:400, 900:1100] == 255).all() and (filled[680:, 900:1100] == 255).all()
     assert filled[105:145, 618:636].mean() > without_ear[105:145, 618:636].mean() + 50
+
+
+def test_the_refined_edge_never_reaches_where_the_model_saw_nothing():
+    """A ceiling's dark seam of the hair's colour leaving the head: the edge filter's coefficients
+    carry "person" along it (faint spikes beside the head); a picture the model half-saw beside the jaw
+    (P 0.3) gets lifted towards solid. Bounded by the model's own mask, neither shows."""
+    h, w, gh, gw = 288, 512, 72, 128
+    image = np.full((h, w, 3), 220, np.uint8)                  # a light room
+    image[96:, 128:320] = (40, 45, 55)                          # the person, hair-dark
+    image[140:144, 320:512] = (40, 45, 55)                      # a seam of the same colour, going right
+    image[200:288, 330:400] = (150, 140, 235)                   # a pink picture beside the person
+    small = cv2.resize(image, (gw, gh), interpolation=cv2.INTER_AREA)
+    mask = np.zeros((gh, gw), np.float32)
+    mask[24:, 32:80] = 1.0
+    mask = cv2.GaussianBlur(mask, (0, 0), 1.0)                  # a soft outline
+    mask[50:72, 83:100] = np.maximum(mask[50:72, 83:100], 0.3)  # the picture, half-seen
+    for preset in ("fine", "standard"):
+        alpha = EdgeRefiner(edge_preset(CompositeSettings(), preset))(image, small, mask)
+        assert alpha[100:200, 200:300].min() == 255, preset      # the person is whole
+        assert alpha[130:155, 340:512].max() == 0, preset        # nothing along the seam past a cell
+        assert alpha[210:288, 340:400].max() <= 0.3 * 255 + 1, preset   # no more than the model saw

@@ -148,3 +148,58 @@ def test_eval_size_and_crop_must_fit_the_video():
     assert r.returncode == 2 and "--crop 720x1280 must fit" in r.stderr and "Traceback" not in r.stderr
     r = run_vbg("eval", "--video", VIDEO_GT / "input.avi", "--crop", "406x720", "-q")
     assert r.returncode == 2 and "--crop needs --alpha" in r.stderr
+
+
+def test_eval_clip_scores_room_kept_and_person_lost_stage_by_stage(tmp_path):
+    peers = SHARED / "peers"
+    cache = tmp_path / "refs"
+    args = ["eval", "--clip", SHARED / "data/clips/talking_glasses_512x480.mp4", "--limit", "8",
+            "--baseline", f"rvm={peers / 'rvm_mobilenetv3_fp32.onnx'}",
+            "--baseline", f"mediapipe={peers / 'mp_selfie_segmentation_landscape_144x256.onnx'}",
+            "--box", "330,150,512,400", "--reference-cache", cache, "--json", "-q"]
+    r = run_vbg(*args, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["kind"] == "clip" and report["items"] == 8 and report["references"] == ["mediapipe", "rvm"]
+    assert set(report["variants"]) == {"pipeline", "raw", "model", "fused", "smoothed"}
+    for v in report["variants"].values():
+        assert {"room_kept", "room_kept_p95", "person_lost", "person_lost_p95", "box_px"} <= set(v)
+    assert len(list(cache.glob("*.npz"))) == 8                      # the references' verdicts, kept
+    again = run_vbg(*args, timeout=300)                               # and reused: the same figures
+    assert json.loads(again.stdout.strip().splitlines()[-1])["variants"] == report["variants"]
+    assert "room kept" in r.stdout and "person lost" in r.stdout
+    missing = run_vbg("eval", "--clip", SHARED / "data/clips/talking_glasses_512x480.mp4")
+    assert missing.returncode != 0 and "--baseline" in missing.stderr
+
+
+def test_room_kept_and_person_lost_count_what_they_say():
+    from vbg.evaluate import room_and_person
+
+    alpha = np.zeros((100, 100), np.float32)
+    alpha[40:60, 40:60] = 1.0                     # the person
+    alpha[0:10, 0:10] = 0.5                       # a blob of the room, shown
+    near = np.zeros((100, 100), bool)
+    near[30:70, 30:70] = True                     # where the references see a person, widened
+    sure = np.zeros((100, 100), bool)
+    sure[45:55, 45:65] = True                     # where they all are sure: 50 px of it lost
+    kept, lost, in_box = room_and_person(alpha, near, sure, box=(0, 0, 5, 100))
+    assert kept == 100 * 1000 / 10000 and lost == 50 * 1000 / 10000 and in_box == 50
+
+
+def test_hard_ground_truth_is_the_true_composite_over_a_new_room(tmp_path):
+    from vbg.hard_gt import make, room, sway
+
+    made = make(VIDEO_GT, tmp_path, rooms=["picture_door"])[0]
+    alphas = sorted((made / "alpha").glob("*.png"))
+    assert len(alphas) == len(list((VIDEO_GT / "alpha").glob("*.png")))
+    c = cv2.imread(str(made / "background.png"))
+    assert np.array_equal(c, room("picture_door", c.shape[:2]))
+    cap = cv2.VideoCapture(str(made / "input.avi"))
+    for i in range(7):
+        ok, frame = cap.read()
+    a = cv2.imread(str(alphas[6]), cv2.IMREAD_GRAYSCALE)
+    truth = cv2.imread(str(VIDEO_GT / "alpha" / "000006.png"), cv2.IMREAD_GRAYSCALE)
+    dx = sway(6)
+    assert dx > 100 and np.array_equal(a[:, dx:], truth[:, :-dx])   # the person moved, alpha and all
+    room_only = a == 0
+    assert np.abs(frame[room_only].astype(int) - c[room_only]).mean() < 3   # the new room, where no person is

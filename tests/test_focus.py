@@ -80,6 +80,7 @@ def test_the_crop_has_the_model_inputs_shape_at_zoom_times_the_detail_where_the_
 def test_the_head_view_replaces_the_full_view_inside_the_crop_and_ramps_in_at_its_sides():
     focus = HeadFocus(ramp=4)
     full = np.full((144, 256), 0.6, np.float32)
+    full[:, ::3] = 0.0                                                 # an outline everywhere: free to move
     focus.store(np.full((144, 256), 0.2, np.float32), (40, 112, 64, 192))   # the head view: not a person
     out = np.empty_like(full)
     focus.fuse(full, out)
@@ -89,20 +90,36 @@ def test_the_head_view_replaces_the_full_view_inside_the_crop_and_ramps_in_at_it
     assert out[20, 20] == pytest.approx(0.6) and out[130, 200] == pytest.approx(0.6)   # outside: the full view's
 
 
-def test_the_head_view_moves_the_outline_only_near_where_the_full_view_has_the_person():
-    focus = HeadFocus(reach=3)
+def test_the_head_view_moves_the_outline_only_within_reach_and_where_the_full_view_saw_something():
+    assert HeadFocus.REACH == 2 and HeadFocus.RAISE_FROM == 0.1
+    focus = HeadFocus()
     full = np.zeros((144, 256), np.float32)
     full[60:100, 100:160] = 0.95
+    for out_by, p in ((1, 0.3), (2, 0.1), (3, 0.03)):                  # the full view's soft halo on the right
+        full[60:100, 159 + out_by] = p
     focus.store(np.full((144, 256), 0.9, np.float32), (40, 112, 64, 192))   # a person everywhere, it says
     out = np.empty_like(full)
     focus.fuse(full, out)
-    assert out[80, 130] == pytest.approx(0.9)                          # the person: the head view's
-    assert out[57, 130] == pytest.approx(0.9) and out[80, 162] == pytest.approx(0.9)   # 3 cells out: grown
-    assert out[56, 130] == 0.0 and out[80, 163] == 0.0                 # 4 cells out: capped by the full's 0
+    assert out[80, 130] == pytest.approx(0.95)                         # well inside: no lower than the full view
+    assert out[80, 160] == pytest.approx(0.9) and out[80, 161] == pytest.approx(0.9)   # the halo: grown
+    assert out[80, 162] == pytest.approx(0.3)                          # where the full saw 0.03: 10x that
+    assert out[80, 163] == 0.0 and out[57, 130] == 0.0                 # where it saw nothing: nothing
+
+
+def test_the_head_view_cannot_erase_what_the_full_view_is_sure_of():
+    # the far cup of a pair of headphones, which the full view and both peers keep, the head view lost
+    focus = HeadFocus()
+    full = np.zeros((144, 256), np.float32)
+    full[60:100, 100:160] = 0.95
+    focus.store(np.zeros((144, 256), np.float32), (40, 112, 64, 192))  # nobody, it says
+    out = np.empty_like(full)
+    focus.fuse(full, out)
+    assert out[80, 130] == pytest.approx(0.95)                         # well inside: the full view's
+    assert out[80, 159] == 0.0 and out[80, 157] == pytest.approx(0.95)  # within reach of the outline: it may move
 
 
 def test_a_lamp_the_head_view_sees_far_from_the_person_is_not_added():
-    focus = HeadFocus(reach=3)
+    focus = HeadFocus()
     full = person_grid()
     rect = (16, 88, 66, 194)
     head = np.zeros((144, 256), np.float32)

@@ -131,3 +131,43 @@ def test_the_edge_hold_trails_a_slow_edge_by_at_most_trail_levels():
         trails.append(int(previous.max()) - int(new.max()))
     assert max(trails) == EdgeHold.TRAIL_LEVELS  # held back (not let through), but no further
     assert trails[1:3] == [17, 31]               # the ordinary hold while within it: 0.85 x 20, then + 0.85^2 x 20
+
+
+def test_what_the_model_drops_goes_at_once_while_what_it_adds_is_confirmed_over_time():
+    """A blob of the room the model saw for a while over a still picture: the hold faded it in; when the
+    model drops it, it goes with it instead of lingering (a ghost beside the arm for 20 frames)."""
+    smoother = MaskSmoother(strength=0.9)
+    out = np.empty((8, 8), np.float32)
+    frame = np.full((8, 8, 3), 100, np.uint8)
+    smoother(np.zeros((8, 8), np.float32), frame, out)
+    for _ in range(3):
+        smoother(np.full((8, 8), 0.8, np.float32), frame, out)
+    assert 0.15 < out[0, 0] < 0.3                         # appearing: confirmed over frames (0.8 x (1 - 0.9^3))
+    for _ in range(30):
+        smoother(np.full((8, 8), 0.8, np.float32), frame, out)
+    smoother(np.full((8, 8), 0.02, np.float32), frame, out)
+    assert out[0, 0] < 0.05                               # dropped: gone (held, it would be 0.72)
+    for _ in range(60):
+        smoother(np.full((8, 8), 0.5, np.float32), frame, out)
+    smoother(np.full((8, 8), 0.4, np.float32), frame, out)
+    assert out[0, 0] == pytest.approx(0.472, abs=2e-3)     # a small dip is still smoothed: 0.4 + 0.9 x 0.8 x 0.1
+
+
+def test_the_edge_hold_holds_nothing_where_the_new_alpha_fell_to_zero():
+    """A bright hair highlight replaced by a light wall barely changes the grey: still, to the hold. It
+    may keep part of the old alpha where the new one is soft, never where the new one is 0 (a rim of
+    the room around the hair in fast motion)."""
+    hold = EdgeHold(strength=0.85, motion_levels=8)
+    shape = (16, 16)
+    previous = np.zeros(shape, np.uint8)
+    for new_level in (200, 0):
+        gray = hold.frame_gray(shape)
+        gray.fill(120)                                    # no grey change: still
+        new = np.full(shape, new_level, np.uint8)
+        new[:, 8:] = 30 if new_level == 0 else 200        # the right half only falls to 30
+        if hold.active:
+            hold(new, previous, (0, 16, 0, 16))
+        else:
+            np.copyto(previous, new)
+    assert np.all(previous[:, :8] == 0)                   # fell to 0: nothing held
+    assert np.all(previous[:, 8:] == 60)                  # fell to 30: held, at most twice the new alpha

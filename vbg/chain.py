@@ -108,8 +108,8 @@ class MatteChain:
         with self.times.measure("preprocess"):
             self.segmenter.preprocess(image, small)
             view = gate.choose(small, None if first else self.focus.crop(self._prob, moved=False))
-            if gate.cut:
-                self.focus.reset()  # the head view is of the picture before the cut
+            if gate.cut or gate.fast:
+                self.focus.reset()  # the head view is of the picture before the cut, or of where the head was
         if view == FULL:
             with self.times.measure("inference"):
                 prob = self.segmenter.infer()
@@ -137,6 +137,11 @@ class MatteChain:
         with self.times.measure("composite"):
             return self.compositor.compose(frame.image, frame.buffers["small"], frame.buffers["mask"],
                                            need_alpha=need_alpha)
+
+    def stage_masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The last segmented frame's grid masks, stage by stage: the model's full view, with the head
+        view fused in, and smoothed (for `vbg eval --clip`, which finds the stage that adds room)."""
+        return self._full, self._prob, self._offline.buffers["mask"]
 
     @property
     def foreground(self) -> np.ndarray:

@@ -52,6 +52,16 @@ def _pixels(text):
     return value
 
 
+def _box(text):
+    try:
+        x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise VbgError(f"bad box {text!r}: use X0,Y0,X1,Y1 in pixels, e.g. 330,150,512,400") from None
+    if x1 <= x0 or y1 <= y0 or min(x0, y0) < 0:
+        raise VbgError(f"bad box {text!r}: X1 must exceed X0 and Y1 exceed Y0, all >= 0")
+    return x0, y0, x1, y1
+
+
 def _add_model_args(p):
     p.add_argument("--model", metavar="PATH", help="the ONNX model (default: $VBG_MODEL, then the user cache, "
                    "downloading it there if missing)")
@@ -190,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--masks", metavar="DIR", help="masks named like the images (binary or soft PNG)")
     ev.add_argument("--video", metavar="FILE")
     ev.add_argument("--alpha", metavar="DIR", help="ground-truth alpha of --video: 000000.png, 000001.png, …")
+    ev.add_argument("--clip", metavar="FILE", help="a real clip without ground truth: room kept and person lost, "
+                    "judged against the --baseline models' consensus, for the pipeline, the bare model and each "
+                    "of the pipeline's stages")
+    ev.add_argument("--box", type=_arg(_box), metavar="X0,Y0,X1,Y1", help="--clip only: also count the room "
+                    "kept inside this rectangle of the frame, in pixels a frame")
+    ev.add_argument("--reference-cache", metavar="DIR", help="--clip only: keep the references' verdicts here "
+                    "and reuse them (the peers cost more than the pipeline)")
     ev.add_argument("--pred", metavar="DIR", help="also score alphas written by anything else (same names)")
     ev.add_argument("--plate", metavar="PNG", help="the true background behind the person in --video: also "
                     "score the composite over black and white against the truth (all pixels, and the edge band)")
@@ -312,7 +329,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from vbg.evaluate import VARIANTS, eval_stills, eval_video, format_report
+    from vbg.evaluate import VARIANTS, eval_clip, eval_stills, eval_video, format_clip_report, format_report
     from vbg.chain import open_segmenter
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -321,8 +338,10 @@ def cmd_eval(args) -> int:
         raise VbgError(f"unknown variant {unknown[0]!r}: use {', '.join(VARIANTS)}")
     if bool(args.images) != bool(args.masks):
         raise VbgError("stills need both --images DIR and --masks DIR")
-    if bool(args.images) == bool(args.video):
-        raise VbgError("give either --images DIR --masks DIR, or --video FILE [--alpha DIR]")
+    if sum(map(bool, (args.images, args.video, args.clip))) != 1:
+        raise VbgError("give one of --images DIR --masks DIR, --video FILE [--alpha DIR], or --clip FILE")
+    if (args.box or args.reference_cache) and not args.clip:
+        raise VbgError("--box and --reference-cache are for --clip")
     if (args.size or args.crop) and not args.video:
         raise VbgError("--size and --crop reshape a --video: photos are scored as they are")
     settings = settings_from_args(args)
@@ -333,6 +352,13 @@ def cmd_eval(args) -> int:
         if not sep:
             raise VbgError(f"bad --baseline {item!r}: use NAME=PATH, e.g. rvm=rvm_mobilenetv3_fp32.onnx")
         baselines[name.strip()] = path.strip()
+    if args.clip:
+        report = eval_clip(args.clip, settings, segmenter or open_segmenter(settings), baselines, args.limit,
+                           progress=not args.quiet, box=args.box, cache=args.reference_cache)
+        print(format_clip_report(report))
+        if args.json:
+            print(json.dumps(report))
+        return 0
     if args.images:
         report = eval_stills(args.images, args.masks, settings, segmenter, variants, args.pred, args.limit,
                              progress=not args.quiet, baselines=baselines)

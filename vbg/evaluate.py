@@ -240,7 +240,8 @@ def eval_video(video: str, alpha_dir: str | None, settings: Settings, segmenter:
                          iou_motion=float(np.mean([arr[i, 0] for i in moving])))
         if composite[v.name]:
             errors = np.mean(composite[v.name], axis=0)
-            for (colour, part), value in zip([(c, p) for c in ("black", "white") for p in ("all", "edge")], errors):
+            for (colour, part), value in zip([(c, p) for c in ("black", "white") for p in ("all", "edge", "beyond")],
+                                             errors):
                 entry[f"composite_{part}_{colour}"] = float(value)
         report["variants"][v.name] = entry
     first = "pipeline" if "pipeline" in per_frame else runs[0].name
@@ -284,7 +285,8 @@ def _scaled(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 COLUMNS = (("iou", "IoU", 4), ("boundary_f", "boundary F", 4), ("mad", "alpha MAD", 4), ("dtssd", "dtSSD", 5),
            ("flicker", "flicker", 6), ("iou_motion", "IoU (motion)", 4),
            ("composite_edge_black", "edge/black", 2), ("composite_edge_white", "edge/white", 2),
-           ("composite_all_black", "all/black", 3), ("composite_all_white", "all/white", 3))
+           ("composite_all_black", "all/black", 3), ("composite_all_white", "all/white", 3),
+           ("composite_beyond_black", "beyond/black", 3), ("composite_beyond_white", "beyond/white", 3))
 
 
 def format_report(report: dict) -> str:
@@ -306,4 +308,121 @@ def format_report(report: dict) -> str:
     if report.get("worst"):
         first = report.get("worst_of") or next(iter(variants))
         lines.append(f"worst items ({first}): " + ", ".join(f"{w['item']} (IoU {w['iou']:.3f})" for w in report["worst"]))
+    return "\n".join(lines)
+
+
+# -- real clips without ground truth: what the viewer sees of the room ---------------------------------
+
+SEEN = 64 / 255           # alpha above this shows (room kept), below it the person is gone (person lost)
+REFERENCE_REACH = 7       # px: room this near a reference's person is not counted; person this deep is sure
+STAGES = ("model", "fused", "smoothed")  # the pipeline's grid masks, upsampled as they are to the frame
+
+
+class Consensus:
+    """What the reference models agree on, per frame: `near` = within REFERENCE_REACH px of where any of
+    them sees a person (alpha > SEEN); `sure` = REFERENCE_REACH px inside where every one of them does.
+    Room kept is alpha > SEEN outside `near`; person lost is alpha < SEEN inside `sure`. Both are
+    agreement with other models, not truth: a room object all references call person is invisible to
+    it, and so is hair the references lose too."""
+
+    def __init__(self, references: list, cache: Path | None = None):
+        self.references, self.cache = references, cache
+        self._disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * REFERENCE_REACH + 1,) * 2)
+
+    def reset(self) -> None:
+        for r in self.references:
+            r.reset()
+
+    def __call__(self, name: str, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        path = self.cache / f"{name}.npz" if self.cache is not None else None
+        if path is not None and path.exists():
+            with np.load(path) as data:
+                shape = tuple(data["shape"])
+                return tuple(np.unpackbits(data[k], count=shape[0] * shape[1]).reshape(shape).astype(bool)
+                             for k in ("near", "sure"))
+        seen = [r.alpha(name, image) for r in self.references]
+        anyone = np.zeros(image.shape[:2], np.uint8)
+        everyone = np.ones(image.shape[:2], np.uint8)
+        for a in seen:
+            anyone |= (a > SEEN).astype(np.uint8)
+            everyone &= (a > 0.5).astype(np.uint8)
+        near = cv2.dilate(anyone, self._disk) > 0
+        sure = cv2.erode(everyone, self._disk, borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, shape=np.array(near.shape), near=np.packbits(near), sure=np.packbits(sure))
+        return near, sure
+
+
+def room_and_person(alpha: np.ndarray, near: np.ndarray, sure: np.ndarray,
+                    box: tuple[int, int, int, int] | None = None) -> tuple[float, float, int]:
+    """(room kept ‰, person lost ‰ of the frame, room-kept pixels inside `box` (x0, y0, x1, y1))."""
+    shows = alpha > SEEN
+    kept = shows & ~near
+    lost = ~shows & sure
+    in_box = 0
+    if box is not None:
+        x0, y0, x1, y1 = box
+        in_box = int(np.count_nonzero(kept[y0:y1, x0:x1]))
+    return 1000.0 * np.count_nonzero(kept) / kept.size, 1000.0 * np.count_nonzero(lost) / lost.size, in_box
+
+
+def eval_clip(video: str, settings: Settings, segmenter: Segmenter, references: dict[str, str],
+              limit: int | None = None, progress=True, box: tuple[int, int, int, int] | None = None,
+              cache: str | None = None, stages: bool = True) -> dict:
+    """Room kept and person lost on a real clip, for the pipeline, the bare model (raw) and, with
+    `stages`, each of the pipeline's grid stages upsampled to the frame; judged against the consensus of
+    `references` (NAME=PATH peers, `_Baseline`)."""
+    if not references:
+        raise VbgError("--clip needs at least one --baseline NAME=PATH to judge against (rvm, mediapipe)")
+    items = InputItems(video)
+    if items.kind != "video":
+        raise VbgError(f"{video} is not a video")
+    consensus = Consensus([_Baseline(n, p) for n, p in references.items()], Path(cache) if cache else None)
+    pipeline, raw = _Variant("pipeline", settings, segmenter), _Variant("raw", settings, segmenter)
+    names = ["pipeline", "raw"] + (list(STAGES) if stages else [])
+    rows = {n: [] for n in names}
+    bar = ProgressBar(f"eval {items.path.name}", items.count) if progress else None
+    upsampled = None
+    n = 0
+    for name, image in items:
+        if limit and n >= limit:
+            break
+        near, sure = consensus(name, image)
+        h, w = image.shape[:2]
+        rows["pipeline"].append(room_and_person(pipeline.alpha(name, image), near, sure, box))
+        if stages:
+            chain = pipeline.matter
+            for stage, grid in zip(STAGES, chain.stage_masks()):
+                if upsampled is None or upsampled.shape != (h, w):
+                    upsampled = np.empty((h, w), np.float32)
+                cv2.resize(grid, (w, h), dst=upsampled, interpolation=cv2.INTER_LINEAR)
+                rows[stage].append(room_and_person(upsampled, near, sure, box))
+        rows["raw"].append(room_and_person(raw.alpha(name, image), near, sure, box))
+        n += 1
+        if bar:
+            bar(n)
+    if bar:
+        bar.done()
+    report = {"kind": "clip", "items": n, "references": sorted(references), "box": box, "variants": {}}
+    for name, values in rows.items():
+        arr = np.array(values, np.float64).reshape(-1, 3)
+        entry = {"room_kept": float(arr[:, 0].mean()), "room_kept_p95": float(np.percentile(arr[:, 0], 95)),
+                 "person_lost": float(arr[:, 1].mean()), "person_lost_p95": float(np.percentile(arr[:, 1], 95))}
+        if box is not None:
+            entry["box_px"] = float(arr[:, 2].mean())
+        report["variants"][name] = entry
+    return report
+
+
+def format_clip_report(report: dict) -> str:
+    box = report.get("box")
+    lines = [f"vbg eval: clip, {report['items']} frames, judged against {' + '.join(report['references'])} "
+             f"(‰ of the frame; room kept: alpha > 64 over {REFERENCE_REACH} px from any reference's person; "
+             f"person lost: alpha < 64 {REFERENCE_REACH} px inside every reference's)",
+             f"{'variant':<10}{'room kept':>12}{'p95':>9}{'person lost':>13}{'p95':>9}"
+             + (f"{'box px':>10}" if box else "")]
+    for name, v in report["variants"].items():
+        lines.append(f"{name:<10}{v['room_kept']:>12.3f}{v['room_kept_p95']:>9.3f}{v['person_lost']:>13.3f}"
+                     f"{v['person_lost_p95']:>9.3f}" + (f"{v['box_px']:>10.1f}" if box else ""))
     return "\n".join(lines)

@@ -27,17 +27,19 @@ class HeadFocus:
     cells along the crop's sides that lie inside the frame.
     """
 
+    REACH = 2  # grid cells the head view may move the full view's outline by
+    RAISE_FROM = 0.1  # the head view may raise a cell fully only where the full view saw this much there
     ZOOM = 1.75  # the head view's detail over the full view's (1.5 to 2.5 measured: docs/quality.md)
 
     def __init__(self, margin: int = 4, top_rows: int = 30, ramp: int = 4, slack: int = 4, fill: float = 0.75,
-                 reach: int = 3, widest: float = 0.8):
+                 widest: float = 0.8):
         self.margin = margin        # grid rows kept above the top of the person
         self.top_rows = top_rows    # grid rows below the top that say where the head is, left to right
         self.ramp = ramp
         self.slack = slack          # the crop stays put until it would move by more cells than this
         self.fill = fill            # the head takes at most this share of the crop's width...
         self.widest = widest        # ...which widens for it up to this share of the frame's (1.25x detail at 16:9)
-        self._reach_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * reach + 1, 2 * reach + 1))
+        self._reach_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * self.REACH + 1,) * 2)
         self._rect: tuple[int, int, int, int] | None = None   # y0, y1, x0, x1 of the stored head view
         self._head: np.ndarray | None = None
         self._weight: np.ndarray | None = None
@@ -158,10 +160,16 @@ class HeadFocus:
             return
         w = self._ramp_weight(self._rect, full.shape)
         target = out[y0:y1, x0:x1]
-        # the head view may move the outline (ears, hair) but not add a person the full view has not
-        # near (a lamp seen closer up): it is capped by the full view's, spread by `reach` cells
+        # the head view may move the outline (ears, hair) by `reach` cells, but neither add a person the
+        # full view has not near (a lamp or a picture beside the jaw seen closer up) nor erase one it
+        # has (the far cup of a pair of headphones): it stays between the full view's spread and shrunk
+        # by `reach` cells
         cv2.dilate(target, self._reach_kernel, dst=self._blend)
         cv2.min(self._blend, self._head, dst=self._blend)
+        cv2.multiply(target, 1.0 / self.RAISE_FROM, self._floor)
+        cv2.min(self._blend, self._floor, dst=self._blend)
+        cv2.erode(target, self._reach_kernel, dst=self._floor)
+        cv2.max(self._blend, self._floor, dst=self._blend)
         cv2.subtract(self._blend, target, self._blend)   # full + w (head - full)
         cv2.multiply(self._blend, w, self._blend)
         cv2.add(target, self._blend, target)
@@ -184,6 +192,6 @@ class HeadFocus:
             if x1 < cols:
                 across[w - n:] = np.minimum(across[w - n:], steps[:n][::-1])
             self._weight = np.minimum(down[:, None], across[None, :])
-            self._blend = np.empty((h, w), np.float32)
+            self._blend, self._floor = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
             self._weight_key = key
         return self._weight

@@ -91,7 +91,10 @@ def true_composite(image: np.ndarray, plate: np.ndarray, truth: np.ndarray, colo
     return np.clip(out, 0, 255, out=out)
 
 
-def composite_errors(seen: np.ndarray, truth: np.ndarray, band: np.ndarray) -> tuple[float, float]:
-    """Mean |seen - truth| in 8-bit levels over all pixels and channels, and over the edge band."""
+def composite_errors(seen: np.ndarray, truth: np.ndarray, band: np.ndarray) -> tuple[float, float, float]:
+    """Mean |seen - truth| in 8-bit levels over all pixels and channels, over the edge band, and beyond
+    it (room kept far from the person, trails, ghosts)."""
     diff = np.abs(seen - truth).mean(axis=2)
-    return float(diff.mean()), float(diff[band].mean()) if band.any() else 0.0
+    beyond = ~band
+    return (float(diff.mean()), float(diff[band].mean()) if band.any() else 0.0,
+            float(diff[beyond].mean()) if beyond.any() else 0.0)

@@ -153,6 +153,7 @@ class EdgeRefiner:
 
     STRIP_PX, MIN_RUN_PX = 80, 32
     INSIDE_CELLS = 3  # grid cells: a mask over 0.5 this far in all round is the person's inside
+    BOUND_CELLS = 1   # grid cells beyond the model's sure person where the edge may go anywhere (`_bound`)
 
     def __init__(self, settings: CompositeSettings, hold: EdgeHold | None = None):
         self.settings = settings
@@ -183,6 +184,7 @@ class EdgeRefiner:
             self._mi, self._mp, self._mip, self._mii = (np.empty(shape, np.float32) for _ in range(4))
             self._ga, self._b, self._t = (np.empty(shape, np.float32) for _ in range(3))
             self._ggray = np.empty(shape, np.uint8)
+            self._cap, self._capped = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             self._room, self._person = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             self._kinds, self._base_kinds = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             self._planned, self._regions = np.empty(shape, np.uint8), None  # the last plan, and its kinds
@@ -200,7 +202,7 @@ class EdgeRefiner:
             self._guide = np.empty((h + 2, w + 2, 3), np.uint8)  # with a 1-pixel margin for its blur
             self._A, self._B, self._T = (np.empty(shape, np.float32) for _ in range(3))
             self._A3, self._T3 = np.empty(shape + (3,), np.float32), np.empty(shape + (3,), np.float32)
-            self._mark = np.empty(shape, np.uint8)
+            self._mark, self._capup = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             self._kernels = {}
             self._mapping = GridToFrame(self._grid_shape, shape)
             self._regions = None
@@ -237,6 +239,7 @@ class EdgeRefiner:
         """The edge filter's coefficients on the grid (and the local colours), for `small` and `mask`."""
         s = self.settings
         if s.refine:
+            self._bound(mask)
             mask = self._solid_inside(mask)
         colours = self.local_colours(small, mask, eight_bit=s.decontaminate) \
             if s.refine and (s.unmix > 0 or s.decontaminate) else None
@@ -261,6 +264,18 @@ class EdgeRefiner:
             self._a = None
             np.multiply(mask, 255.0, out=self._b)
         self._classify()
+
+    def _bound(self, mask: np.ndarray) -> None:
+        """The most alpha the refined edge may have, per cell: any within BOUND_CELLS of where the model
+        is sure of the person (P > 0.5), elsewhere no more than the model's own P there. The edge filter's
+        coefficients, solved on the grid, carry "person" along any thin line of the hair's colour (a
+        ceiling's dark seams), and the lift of the soft mask and the colour unmixing make solid what the
+        model half-saw (a picture beside the jaw, rocks by a leg); bounded, they only shape the outline
+        the model drew."""
+        cv2.threshold(mask, 0.5, 1.0, cv2.THRESH_BINARY, dst=self._t)
+        cv2.dilate(self._t, None, dst=self._t, iterations=self.BOUND_CELLS)
+        cv2.max(self._t, mask, dst=self._t)
+        cv2.convertScaleAbs(self._t, self._cap, alpha=255.0)
 
     def _solid_inside(self, mask: np.ndarray) -> np.ndarray:
         """`mask` with 1 wherever every cell within INSIDE_CELLS is over 0.5: well inside the outline the
@@ -324,9 +339,15 @@ class EdgeRefiner:
         np.multiply(hi, 255.0, out=hi)
         np.add(hi, self._b, out=hi)
         cv2.compare(hi, 0.5, cv2.CMP_LE, dst=self._room)
+        if self._a is not None:  # the bound (`_bound`) holds a cell at 0, or keeps it from 1
+            cv2.compare(self._cap, 0, cv2.CMP_EQ, dst=self._capped)
+            cv2.bitwise_or(self._room, self._capped, dst=self._room)
         np.multiply(lo, 255.0, out=lo)
         np.add(lo, self._b, out=lo)
         cv2.compare(lo, 254.5, cv2.CMP_GE, dst=self._person)
+        if self._a is not None:
+            cv2.compare(self._cap, 255, cv2.CMP_EQ, dst=self._capped)
+            cv2.bitwise_and(self._person, self._capped, dst=self._person)
         cell_kinds(self._room, self._person, self._base_kinds)
 
     def refine(self, image: np.ndarray, region: Region) -> np.ndarray:
@@ -359,11 +380,14 @@ class EdgeRefiner:
         else:
             A = m.upsample(self._ga, region, self._A)
             cv2.multiply(self._frame_gray[y0:y1, x0:x1], A, T, dtype=cv2.CV_32F)
+        cap = m.upsample(self._cap, region, self._capup)
         if self.hold.active:
             cv2.add(T, B, new, dtype=cv2.CV_8U)
+            cv2.min(new, cap, new)
             self.hold(new, out, region.pixels)  # blends into `out`, last frame's alpha there
         else:
             cv2.add(T, B, out, dtype=cv2.CV_8U)
+            cv2.min(out, cap, out)
         if self._track:
             self._track_shown(out, region)
         return out

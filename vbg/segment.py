@@ -226,9 +226,11 @@ class InferenceGate:
     camera, the lights, a video's loop) the full view runs and `cut` says so: the head view from
     before it is stale."""
 
-    def __init__(self, max_skip: int = 4, levels: int = 12, share: float = 0.002, cut_share: float = 0.25):
+    def __init__(self, max_skip: int = 4, levels: int = 12, share: float = 0.002, cut_share: float = 0.25,
+                 fast_share: float = 0.1):
         self.max_skip, self.levels, self.share, self.cut_share = max_skip, levels, share, cut_share
-        self.cut = False
+        self.fast_share = fast_share
+        self.cut = self.fast = False
         self._refs: dict[str | None, np.ndarray] = {}   # the grey at the last run (None), of each view
         self._waited: dict[str | None, int] = {}         # frames since then
         self._gray = self._diff = None
@@ -249,14 +251,22 @@ class InferenceGate:
         if head is None:
             self._refs.pop(HEAD, None)
         views = (FULL,) if head is None else (FULL, HEAD)
-        changed = self._changed(None, head)
+        had_run = None in self._refs
+        changed = self._changed(None, head)  # leaves the changed cells marked in _diff
         self.cut = changed > self.cut_share * self._diff.size
+        # the head moving fast (over `fast_share` of its crop changed since the model last ran): its view
+        # from a frame or two ago is already somewhere else, and taking turns would lay it over the new
+        # full view late (a lagging outline dragged across the room); the full view runs alone meanwhile
+        self.fast = False
+        if had_run and not self.cut and head is not None:
+            y0, y1, x0, x1 = head
+            self.fast = cv2.countNonZero(self._diff[y0:y1, x0:x1]) > self.fast_share * (y1 - y0) * (x1 - x0)
         if changed <= self.share * self._diff.size and self._waited.get(None, 0) < self.max_skip:
             for key in (None, *views):
                 self._waited[key] = self._waited.get(key, 0) + 1
             return None
         # after a cut the picture is another: the whole of it first
-        moved = [FULL] if self.cut else [v for v in views if self._moved(v, head)]
+        moved = [FULL] if self.cut or self.fast else [v for v in views if self._moved(v, head)]
         view = max(moved if len(moved) == 1 else views, key=lambda v: self._waited.get(v, 0))  # ties: FULL
         for other in views:
             if other != view:

@@ -54,6 +54,13 @@ class MaskSmoother:
             np.minimum(keep, 1.0, out=keep)
             np.subtract(1.0, keep, out=keep)                       # stillness
             np.multiply(keep, self.strength, out=keep)
+            # what the model drops goes with it: a fall to a share r of the last value keeps only r of
+            # the hold (a blob of room the model saw for a few frames does not linger once it is gone,
+            # while the model's small dips are held much as before)
+            np.add(self._prev, 1e-6, out=tmp)
+            np.divide(prob, tmp, out=tmp)
+            np.minimum(tmp, 1.0, out=tmp)
+            np.multiply(keep, tmp, out=keep)
             # out = prob + keep * (prev - prob)
             np.subtract(self._prev, prob, out=tmp)
             np.multiply(tmp, keep, out=tmp)
@@ -179,7 +186,8 @@ class EdgeHold:
         cv2.absdiff(self._gray[y0:y1, x0:x1], self._prev_gray[y0:y1, x0:x1], slack)
         cv2.LUT(slack, self._slack_of, dst=slack)
         cv2.addWeighted(previous, self.strength, alpha, 1.0 - self.strength, 0.0, dst=previous)
-        cv2.add(alpha, slack, bound)
+        cv2.min(alpha, slack, bound)
+        cv2.add(alpha, bound, bound)  # at most twice the new alpha: nothing is held where it fell to 0
         cv2.min(previous, bound, previous)
         cv2.subtract(alpha, slack, bound)
         cv2.max(previous, bound, previous)
