@@ -162,7 +162,9 @@ def test_unmixing_follows_the_colours_where_the_mask_is_unsure():
     off = EdgeRefiner(CompositeSettings(unmix=0.0, mask_gamma=1.0))(image, small, mask).copy()
     on = EdgeRefiner(CompositeSettings(unmix=1.0, mask_gamma=1.0))(image, small, mask)
     ear, wall = (slice(205, 245), slice(618, 636)), (slice(405, 445), slice(618, 636))
-    assert on[ear].mean() > off[ear].mean() + 40
+    # the ear rises, but beyond a cell of where the model is sure of the person no further than the
+    # model's own 0.3 (`EdgeRefiner._bound`): the head view, which sees ears surer, is what lifts them
+    assert on[ear].mean() > off[ear].mean() and on[ear][:, :13].max() <= 0.3 * 255 + 1
     assert on[wall].mean() < off[wall].mean() - 20
     sure = (slice(0, 150), slice(0, 500)), (slice(0, h), slice(700, w))
     for part in sure:
@@ -193,7 +195,8 @@ def test_mask_contrast_firms_what_the_model_half_saw():
     ear, wall = (slice(205, 245), slice(618, 636)), (slice(405, 445), slice(618, 636))
     # (+25, not more: the ear's core, over three cells in, is the person's inside either way)
     assert after[ear].mean() > before[ear].mean() + 25 and after[ear].mean() > 230
-    assert after[wall].mean() < before[wall].mean() - 30 and after[wall].mean() < 50
+    # (the soft edge too keeps the patch near the model's 0.2 now: `EdgeRefiner._bound`)
+    assert after[wall].mean() < before[wall].mean() - 15 and after[wall].mean() < 50
     for part in ((slice(0, 150), slice(0, 500)), (slice(0, h), slice(700, w))):
         assert np.array_equal(after[part], before[part])
 
