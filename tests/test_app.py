@@ -582,3 +582,15 @@ def test_frame_tap_scales_only_what_the_view_shows_and_never_overwrites_a_frame_
     tap.aim(("output",), None)                                 # hidden
     tap.on_output(output, camera)
     assert tap.skipped == 3 and len(emitted) == 6
+
+
+def test_choosing_strong_blur_moves_the_slider_and_its_label_and_a_typo_keeps_the_source(window):
+    from PySide6.QtWidgets import QLabel
+
+    assert window.handle_command("select", ["Strong", "blur"])["ok"]
+    labels = [w.text() for w in window.blur.parent().findChildren(QLabel)]
+    assert window.blur.value() == 80 and "80" in labels               # the label follows the slider
+    source = window.settings.capture.input
+    reply = window.handle_command("source", ["/tmp/nope.mp4"])
+    assert not reply["ok"] and "no camera or video file at '/tmp/nope.mp4'" in reply["error"]
+    assert window.settings.capture.input == source                    # the working clip stays

@@ -238,3 +238,36 @@ def test_interrupted_render_removes_its_partial_video(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "Traceback" not in err
     assert not out.exists() and f"removed the partial {out}" in err
+
+
+def test_transparent_video_is_refused_before_rendering_and_a_folder_keeps_the_alpha(tmp_path):
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 25, (320, 180))
+    cap = cv2.VideoCapture(str(VIDEO_GT / "input.avi"))
+    for _ in range(4):
+        writer.write(cv2.resize(cap.read()[1], (320, 180)))
+    writer.release()
+    r = run_vbg("render", clip, "-o", tmp_path / "out.mp4", "-b", "transparent", "-q")
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "name a folder" in r.stderr
+    assert not (tmp_path / "out.mp4").exists()                        # refused before anything was written
+    r = run_vbg("render", clip, "-o", tmp_path / "frames", "-b", "transparent", "-q")
+    assert r.returncode == 0, r.stderr
+    frames = sorted((tmp_path / "frames").glob("*.png"))
+    assert len(frames) == 4 and cv2.imread(str(frames[0]), cv2.IMREAD_UNCHANGED).shape[2] == 4
+
+
+def test_a_header_counting_a_frame_more_than_the_stream_is_not_a_failure(monkeypatch, capsys):
+    """Transcodes with an audio track often leave the container counting one frame the stream lacks."""
+    import argparse
+
+    import vbg.chain
+    import vbg.render
+    from vbg.cli import cmd_render
+
+    monkeypatch.setattr(vbg.chain, "open_segmenter", lambda settings: None)
+    args = argparse.Namespace(input="in.mp4", output="out.mp4", background="blur", alpha_dir=None, quiet=True)
+    monkeypatch.setattr("vbg.cli.settings_from_args", lambda a: None)
+    monkeypatch.setattr(vbg.render, "render", lambda *a, **k: (183, 184))
+    assert cmd_render(args) == 0 and "incomplete" not in capsys.readouterr().err
+    monkeypatch.setattr(vbg.render, "render", lambda *a, **k: (24, 40))
+    assert cmd_render(args) == 1 and "ended after 24 of its 40 frames" in capsys.readouterr().err

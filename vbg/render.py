@@ -82,6 +82,9 @@ def render(input_path: str, output: str, settings: Settings, segmenter: Segmente
     to_folder = items.kind == "folder" or (items.kind == "video" and out.suffix.lower() not in VIDEO_SUFFIXES)
     if items.kind == "image" and transparent and out.suffix.lower() != ".png":
         raise VbgError(f"--background transparent writes RGBA: name the output .png, not {out.name}")
+    if items.kind == "video" and transparent and not to_folder:
+        raise VbgError(f"--background transparent keeps the alpha in RGBA PNG frames, which {out.suffix} video "
+                       f"cannot hold: name a folder instead (e.g. -o {out.with_suffix('')}_frames)")
     for folder in ([out] if to_folder else [out.parent]) + ([alpha_out] if alpha_out else []):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -136,4 +139,6 @@ def render(input_path: str, output: str, settings: Settings, segmenter: Segmente
             progress.done()
         if bg is not None:
             bg.close()
+    if not to_folder and items.kind == "video" and n and (not out.is_file() or out.stat().st_size < 1024):
+        raise VbgError(f"the video writer produced no video in {out}: try .avi (MJPG), or a folder of PNG frames")
     return n, items.count

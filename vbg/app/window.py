@@ -199,7 +199,9 @@ class MainWindow(QMainWindow):
         form = QFormLayout(box)
         self.blur = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=100, value=self._blur_strength() or DEFAULT_BLUR)
         self.blur.sliderReleased.connect(self._blur_changed)
-        self.blur.valueChanged.connect(lambda v: None if self.blur.isSliderDown() else self._blur_changed())
+        self._blur_from_choice = False  # the slider follows a chosen background: nothing to apply
+        self.blur.valueChanged.connect(
+            lambda v: None if self.blur.isSliderDown() or self._blur_from_choice else self._blur_changed())
         self.smoothing = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100,
                                  value=round(self.settings.smooth.strength * 100))
         self.smoothing.valueChanged.connect(self._smoothing_changed)
@@ -401,9 +403,11 @@ class MainWindow(QMainWindow):
         self._save(composite__background=spec)
         strength = self._blur_strength()
         if strength is not None:
-            self.blur.blockSignals(True)
-            self.blur.setValue(strength)
-            self.blur.blockSignals(False)
+            self._blur_from_choice = True  # (not blockSignals: the value's label follows valueChanged)
+            try:
+                self.blur.setValue(strength)
+            finally:
+                self._blur_from_choice = False
         self._highlight_current()
         return True
 
@@ -699,6 +703,9 @@ class MainWindow(QMainWindow):
         if not args:
             return "source needs a camera (index or /dev/videoN) or a video file"
         target = " ".join(args)
+        if not (target.isdigit() or target.startswith("/dev/") or os.path.isfile(target)):
+            return (f"no camera or video file at {target!r}: give a camera index (0), a device (/dev/video0) "
+                    "or an existing video file; the source is unchanged")
         if self.camera.findData(target) < 0:
             self.camera.addItem(target, target)
         self.camera.setCurrentIndex(self.camera.findData(target))
