@@ -106,8 +106,11 @@ def test_devices_says_what_is_missing():
 @pytest.mark.parametrize("args, words", [
     (["run", "--input", "/no/such.mp4", "--no-vcam"], "does not exist"),
     (["run", "--input", "{clip}", "--no-vcam", "-b", "color:#zz"], "color:#RRGGBB"),
-    (["run", "--input", "{clip}", "--no-vcam", "-b", "{broken}"], "cannot read background image"),
+    (["run", "--input", "{clip}", "--no-vcam", "-b", "{broken}"], "background image"),
     (["run", "--size", "12x", "--no-vcam"], "WIDTHxHEIGHT"),
+    (["run", "--size", "99999x1", "--no-vcam"], "must each be 16 to 7680 pixels"),
+    (["run", "--camera", "-1", "--no-vcam"], "bad camera '-1': use an index"),
+    (["render", "{image}", "-o", "{tmp}/o.png", "--model", "{broken}"], "not a usable PP-HumanSeg"),
     (["run", "--fps", "0", "--no-vcam"], "greater than 0"),
     (["run", "--input", "{clip}", "--no-vcam", "--record", "/no/dir/out.mp4"], "not writable"),
     (["render", "/no/such/dir", "-o", "x.png"], "does not exist"),
@@ -271,3 +274,17 @@ def test_a_header_counting_a_frame_more_than_the_stream_is_not_a_failure(monkeyp
     assert cmd_render(args) == 0 and "incomplete" not in capsys.readouterr().err
     monkeypatch.setattr(vbg.render, "render", lambda *a, **k: (24, 40))
     assert cmd_render(args) == 1 and "ended after 24 of its 40 frames" in capsys.readouterr().err
+
+
+def test_devices_names_the_model_in_use_and_auto_without_either_backend_names_both(monkeypatch):
+    r = run_vbg("devices")
+    assert r.returncode == 0 and f"VBG_MODEL {SHARED / 'models'}" in r.stdout and "(in use)" in r.stdout
+    assert "not downloaded yet" not in r.stdout                        # the cache does not matter then
+    from vbg import loopback, output, pipewire
+
+    monkeypatch.setattr(loopback, "loopback_devices", lambda: [])
+    monkeypatch.setattr(pipewire, "socket_path", lambda: SHARED / "no-such-socket")
+    from vbg.errors import VbgError
+
+    with pytest.raises(VbgError, match="neither a v4l2loopback device nor a running PipeWire"):
+        output.vcam_opener("auto")(1280, 720, 30.0)

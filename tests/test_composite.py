@@ -87,8 +87,16 @@ def test_bad_background_specs_say_what_to_do(spec, message):
 def test_corrupt_background_files_are_refused(tmp_path):
     png = tmp_path / "broken.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
-    with pytest.raises(VbgError, match="cannot read background image"):
+    with pytest.raises(VbgError, match="background image .*(cut short|cannot read)"):
         parse_background(str(png))
+    whole = (BACKGROUND.read_bytes())
+    jpeg = tmp_path / "cut.jpg"
+    jpeg.write_bytes(whole[: len(whole) // 3])                       # a download cut short
+    with pytest.raises(VbgError, match="is cut short .*pick another file, or use --background blur"):
+        parse_background(str(jpeg))
+    good = tmp_path / "whole.jpg"
+    good.write_bytes(whole)
+    parse_background(str(good)).close()
     mp4 = tmp_path / "broken.mp4"
     mp4.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
     with pytest.raises(VbgError, match="cannot read background video"):

@@ -149,3 +149,15 @@ def test_record_writes_a_playable_video(tmp_path):
     rec.close()
     cap = cv2.VideoCapture(str(path))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def test_library_messages_are_cut_at_a_word_never_mid_word():
+    from vbg.errors import brief
+
+    long = ("'/dev/video0' is not a video loopback device. See also pyvirtualcam's documentation for how to "
+            "install and configure v4l2loopback with exclusive_caps and card labels on your distribution.")
+    assert brief(long, 140) == "'/dev/video0' is not a video loopback device."
+    words = "word " * 60
+    cut = brief(words, 50)
+    assert cut.endswith("…") and len(cut) <= 50 and cut[:-1].split() == ["word"] * len(cut[:-1].split())
+    assert brief(RuntimeError("")) == "RuntimeError" and brief("one\ntwo") == "one"

@@ -84,14 +84,35 @@ def cover(image: np.ndarray, width: int, height: int, out: np.ndarray | None = N
     return out
 
 
+_ENDINGS = {b"\xff\xd8": (b"\xff\xd9",), b"\x89P": (b"IEND\xaeB`\x82",)}  # JPEG, PNG: how a whole file ends
+
+
+def read_image(path: Path, what: str = "background image") -> np.ndarray:
+    """A still image as BGR, or VbgError in one line: unreadable, not an image, or cut short (a JPEG or
+    PNG without its end marker: damaged, or still downloading; decoded, it would show grey below the cut
+    and libjpeg would print a warning of its own)."""
+    try:
+        data = np.fromfile(str(path), np.uint8)
+    except OSError as e:
+        raise VbgError(f"cannot read {what} {path}: {e.strerror}") from None
+    endings = _ENDINGS.get(data[:2].tobytes())
+    tail = data[-64:].tobytes().rstrip(b"\0")
+    if endings and not any(tail.endswith(end) for end in endings):
+        raise VbgError(f"{what} {path} is cut short (damaged, or not fully downloaded): pick another file")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise VbgError(f"cannot read {what} {path}: not an image OpenCV can decode; pick another file")
+    return image
+
+
 class StillImage(Background):
     def __init__(self, path: Path):
         self.path = path
         self.name = path.name
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise VbgError(f"cannot read background image {path}: not an image OpenCV can decode; pick another "
-                           f"file or use --background blur")
+        try:
+            image = read_image(path)
+        except VbgError as e:
+            raise VbgError(f"{e}, or use --background blur") from None
         self._source = image
         self._image = np.empty((0, 0, 3), np.uint8)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vbg.backgrounds import BlurredRoom, Passthrough, cover, parse_background
+from vbg.backgrounds import BlurredRoom, Passthrough, cover, parse_background, read_image
 from vbg.errors import VbgError
 
 log = logging.getLogger("vbg")
@@ -33,11 +33,11 @@ def privacy_image(shape: tuple[int, int, int], pause_image: str, background_spec
     if pause_image == "black":
         return np.zeros(shape, np.uint8)
     if pause_image != "background":
-        image = cv2.imread(str(Path(pause_image).expanduser()), cv2.IMREAD_COLOR)
-        if image is not None:
-            return cover(image, shape[1], shape[0])
-        log.warning("cannot read pause image %s: showing a 'paused' card instead", pause_image)
-        return status_card(shape, PAUSED_TEXT)
+        try:
+            return cover(read_image(Path(pause_image).expanduser(), "pause image"), shape[1], shape[0])
+        except VbgError as e:
+            log.warning("%s: showing a 'paused' card instead", e)
+            return status_card(shape, PAUSED_TEXT)
     try:
         background = parse_background(background_spec, live=False)
     except VbgError:

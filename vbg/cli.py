@@ -52,6 +52,13 @@ def _pixels(text):
     return value
 
 
+def _camera(text):
+    text = text.strip()
+    if not text or (text.lstrip("-").isdigit() and int(text) < 0):
+        raise VbgError(f"bad camera {text!r}: use an index (0, 1, …) or a device path such as /dev/video0")
+    return text
+
+
 def _box(text):
     try:
         x0, y0, x1, y1 = (int(v) for v in text.split(","))
@@ -81,14 +88,16 @@ def _add_model_args(p):
 
 def _add_live_args(p):
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--camera", metavar="ID|PATH", help="camera index or device path (default: 0)")
+    src.add_argument("--camera", type=_arg(_camera), metavar="ID|PATH",
+                     help="camera index or device path (default: 0)")
     src.add_argument("--input", metavar="FILE", help="a video file instead of a camera (played at its fps)")
     p.add_argument("--loop", action="store_true", help="loop --input")
     p.add_argument("--size", type=_arg(parse_size), metavar="WxH", help="ask the camera for this size")
     p.add_argument("--fps", type=_arg(lambda t: parse_positive(t, "fps")), help="ask the camera for this rate")
     p.add_argument("--no-mjpg", action="store_true", help="do not ask the camera for MJPG")
     p.add_argument("--background", "-b", metavar="SPEC",
-                   help="blur[:1-100], color:#RRGGBB, none, or an image or video file (default: blur)")
+                   help="blur[:1-100], color:#RRGGBB, none, or an image or video file (default: the window's "
+                   "last choice; blur at first)")
     p.add_argument("--mirror", action="store_true", help="mirror the output horizontally")
     p.add_argument("--no-vcam", action="store_true", help="no virtual camera (preview/record only)")
     p.add_argument("--vcam-device", metavar="PATH", help="virtual camera device (Linux: /dev/videoN; with "
@@ -120,7 +129,7 @@ def _add_quality_args(p):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vbg", description="Real-time webcam virtual background.")
     parser.add_argument("--version", action="version", version=f"vbg {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (what each stage decides)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="the live pipeline without a window", argument_default=argparse.SUPPRESS,
@@ -184,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=300, help="frames to time (default 300)")
     bench.add_argument("--paced", type=_arg(lambda t: parse_positive(t, "fps")), metavar="FPS",
                        help="feed frames at this rate instead of unthrottled; reports capture-to-output latency")
-    bench.add_argument("--background", "-b", default="blur", metavar="SPEC")
+    bench.add_argument("--background", "-b", default="blur", metavar="SPEC",
+                       help="blur[:1-100] (default), color:#RRGGBB, none, or an image or video file")
     bench.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     bench.add_argument("--reference", metavar="MEDIAPIPE_ONNX",
                        help="also time an lfbw-style pipeline (MediaPipe selfie model, float blend) on the same "
@@ -196,9 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Stills: --images DIR --masks DIR. Video: --video FILE [--alpha DIR] (without "
                         "--alpha, only frame-to-frame alpha change). Reports IoU, boundary F, alpha MAD, dtSSD "
                         "and flicker for the pipeline, the bare model (raw) and a plain EMA (ema).")
-    ev.add_argument("--images", metavar="DIR")
+    ev.add_argument("--images", metavar="DIR", help="a folder of photos, scored against --masks")
     ev.add_argument("--masks", metavar="DIR", help="masks named like the images (binary or soft PNG)")
-    ev.add_argument("--video", metavar="FILE")
+    ev.add_argument("--video", metavar="FILE", help="a video, scored against --alpha (ground truth) if given")
     ev.add_argument("--alpha", metavar="DIR", help="ground-truth alpha of --video: 000000.png, 000001.png, …")
     ev.add_argument("--clip", metavar="FILE", help="a real clip without ground truth: room kept and person lost, "
                     "judged against the --baseline models' consensus, for the pipeline, the bare model and each "
@@ -226,8 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(ev)
     _add_quality_args(ev)
 
-    devices = sub.add_parser("devices", help="cameras, virtual-camera devices and inference providers")
-    devices.add_argument("--model", metavar="PATH")
+    devices = sub.add_parser("devices", help="cameras, virtual-camera devices and inference providers",
+                             description="Lists cameras, virtual-camera devices (v4l2loopback, PipeWire), "
+                             "onnxruntime's providers and the model vbg would load, and says what to do about "
+                             "anything missing.")
+    devices.add_argument("--model", metavar="PATH", help="check this model file instead of the one vbg would load")
     return parser
 
 

@@ -65,11 +65,15 @@ def report(model_arg: str | None = None) -> str:
     spec = ModelSpec.load()
     cached = spec.cached_path()
     lines.append("model:")
-    if model_arg:
-        lines.append(f"  --model {model_arg}")
-    if os.environ.get(MODEL_ENV):
-        lines.append(f"  {MODEL_ENV}={os.environ[MODEL_ENV]}")
-    if cached.is_file():
+    chosen = [(origin, value) for origin, value in (("--model", model_arg), (MODEL_ENV, os.environ.get(MODEL_ENV)))
+              if value]
+    for i, (origin, value) in enumerate(chosen):
+        path = Path(value).expanduser()
+        state = ("in use" if i == 0 else f"not used: {chosen[0][0]} wins") if path.is_file() else "MISSING: fix the path"
+        lines.append(f"  {origin} {value} ({state})")
+    if chosen:
+        lines.append(f"  cache {cached} (not used while {chosen[0][0]} names a model)")
+    elif cached.is_file():
         ok = sha256_of(cached) == spec.sha256
         lines.append(f"  cache {cached} ({'sha256 ok' if ok else 'WRONG sha256: delete it'})")
     else:

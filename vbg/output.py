@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from vbg import loopback
-from vbg.errors import VbgError
+from vbg.errors import VbgError, brief
 
 log = logging.getLogger("vbg")
 
@@ -75,8 +75,7 @@ class VirtualCamera:
             if device and sys.platform.startswith("linux") and not os.path.exists(device):
                 raise VbgError(f"no virtual camera: {device} does not exist ({no_device_fix()}); "
                                "or run with --no-vcam") from None
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise VbgError(f"no virtual camera ({first[:140]}): {no_device_fix()}; or run with --no-vcam") from None
+            raise VbgError(f"no virtual camera ({brief(e, 140)}): {no_device_fix()}; or run with --no-vcam") from None
         self.device = self._cam.device
         self._fd = loopback.own_descriptor(self.device)
         if self._fd is not None and not loopback.stream_on(self._fd):
@@ -111,7 +110,14 @@ def vcam_opener(backend: str):
 
         if pipewire.socket_path().exists():
             return pipewire.PipeWireCamera
+        return _neither_backend
     return VirtualCamera
+
+
+def _neither_backend(width, height, fps, device=None):
+    raise VbgError("no virtual camera: --vcam-backend auto found neither a v4l2loopback device nor a running "
+                   "PipeWire: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=vbg, or start "
+                   "PipeWire (systemctl --user start pipewire wireplumber)")
 
 
 class VirtualCameraSink:
@@ -202,7 +208,7 @@ class VirtualCameraSink:
         except Exception as e:  # backends raise their own types when the device goes away
             self.errors += 1
             self._drop()
-            self._failed(f"virtual camera lost ({str(e).strip()[:120] or type(e).__name__})")
+            self._failed(f"virtual camera lost ({brief(e, 120)})")
 
     @property
     def readers(self) -> int | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vbg.errors import VbgError
+from vbg.errors import VbgError, brief
 from vbg.focus import FULL, HEAD
 from vbg.model import ModelSpec
 from vbg.models import SegmentationModel, load_model
@@ -118,9 +118,13 @@ class Segmenter:
                     ort.set_default_logger_severity(4)
                 return ort.InferenceSession(str(model_path), so, providers=providers)
             except Exception as e:  # onnxruntime raises several unrelated types for a bad file
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise VbgError(f"cannot load model {model_path}: {first[:160]} — pass the {self.model.title} "
-                               f"(ONNX) with --model, or delete the file to download it again") from None
+                from vbg.model import ModelSpec
+
+                cached = Path(model_path) == ModelSpec.load(self.spec.name).cached_path()
+                fix = ("delete the file to download it again" if cached else
+                       f"this file is not a usable {self.model.title} (ONNX): fetch it again, or choose another "
+                       "with --model / $VBG_MODEL")
+                raise VbgError(f"cannot load model {model_path}: {brief(e)} — {fix}") from None
             finally:
                 if quiet:
                     ort.set_default_logger_severity(2)

@@ -176,11 +176,17 @@ def resolve_edge(composite: CompositeSettings, room_replaced: bool) -> Composite
     return edge_preset(composite, "fine" if room_replaced else "standard")
 
 
+MAX_SIDE = 7680  # 8K: no camera or video call goes beyond
+
+
 def parse_size(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*", text)
-    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not m:
         raise VbgError(f"bad size {text!r}: use WIDTHxHEIGHT, e.g. 1280x720")
-    return int(m.group(1)), int(m.group(2))
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (16 <= w <= MAX_SIDE and 16 <= h <= MAX_SIDE):
+        raise VbgError(f"bad size {text!r}: width and height must each be 16 to {MAX_SIDE} pixels, e.g. 1280x720")
+    return w, h
 
 
 def parse_positive(text: str, what: str) -> float:
