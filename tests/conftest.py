@@ -55,6 +55,29 @@ def segmenter():
     return Segmenter(MODEL, ModelSpec.load(), device="cpu")
 
 
+def need_tool(tool: str, package: str) -> str:
+    """The path of a system tool a test needs. Missing, the test is skipped with one line naming the
+    package to install; under CI=true it fails instead, so CI never hides a missing install step."""
+    path = shutil.which(tool)
+    if path:
+        return path
+    message = f"{tool} is missing: install the {package} package (.ci/run does)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def need_module(module: str, package: str) -> None:
+    """As `need_tool`, for a Python module that only an extra or a system package brings."""
+    try:
+        __import__(module)
+    except ImportError:
+        message = f"Python module {module} is missing: install {package} (.ci/run does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def run_vbg(*args, env_extra=None, timeout=120):
     """Runs the real `vbg` CLI in a subprocess; returns CompletedProcess."""
     env = dict(os.environ, VBG_MODEL=str(MODEL), **(env_extra or {}))

@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from conftest import BACKGROUND, CLIP_720P, MODEL, run_vbg
+from conftest import BACKGROUND, CLIP_720P, MODEL, need_module, need_tool, run_vbg
 from vbg.app import gallery
 from vbg.app.window import MainWindow
 from vbg.backgrounds import parse_background
@@ -202,8 +202,7 @@ def test_ctl_without_app_says_so():
 
 @pytest.fixture
 def xvfb():
-    binary = shutil.which("Xvfb")
-    assert binary, "Xvfb is missing: .ci/run installs it (apt package xvfb)"
+    binary = need_tool("Xvfb", "xvfb")
     display = f":{90 + os.getpid() % 50}"
     proc = subprocess.Popen([binary, display, "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -273,8 +272,8 @@ def test_real_app_under_xvfb_switches_background_on_vbg_ctl(xvfb, tmp_path):
 
 
 def test_global_hotkeys_on_x11_switch_the_background(xvfb):
-    xdotool = shutil.which("xdotool")
-    assert xdotool, "xdotool is missing: .ci/run installs it"
+    xdotool = need_tool("xdotool", "xdotool")
+    need_module("pynput", "vbg's hotkeys extra: pip install '.[hotkeys]' (it builds evdev: gcc, linux-libc-dev)")
     env = dict(os.environ, DISPLAY=xvfb, VBG_MODEL=str(MODEL))
     env.pop("QT_QPA_PLATFORM", None)
     app = subprocess.Popen([sys.executable, "-m", "vbg", "gui", "--input", str(CLIP_720P), "--loop", "--no-vcam",

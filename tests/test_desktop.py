@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import CLIP_720P, MODEL
+from conftest import CLIP_720P, MODEL, need_tool
 from vbg.app import desktop
 from vbg.app.qtcheck import check_platform_libraries, debian_package, missing_libraries
 from vbg.errors import VbgError
@@ -25,13 +25,11 @@ def test_install_desktop_writes_valid_files_and_removes_them(tmp_path, monkeypat
     files = desktop.DesktopFiles.here()
     for path in (files.entry, files.icon, files.metainfo, files.autostart):
         assert f"wrote {path}" in r.stdout and path.is_file()
-    validate = shutil.which("desktop-file-validate")
-    assert validate, "desktop-file-validate is missing: .ci/run installs it (apt package desktop-file-utils)"
+    validate = need_tool("desktop-file-validate", "desktop-file-utils")
     for entry in (files.entry, files.autostart):
         check = subprocess.run([validate, str(entry)], capture_output=True, text=True)
         assert check.returncode == 0 and not check.stdout.strip(), check.stdout
-    appstream = shutil.which("appstreamcli")
-    assert appstream, "appstreamcli is missing: .ci/run installs it (apt package appstream)"
+    appstream = need_tool("appstreamcli", "appstream")
     check = subprocess.run([appstream, "validate", "--no-net", "--pedantic", str(files.metainfo)],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
@@ -63,8 +61,7 @@ def test_debian_package_names():
 def test_a_missing_system_library_is_named_in_one_line(tmp_path, monkeypatch):
     """A real ELF that needs a library from a folder that is then emptied: the dynamic linker cannot
     find it, as on a machine without the package (named so that no system has it)."""
-    cc = shutil.which("gcc")
-    assert cc, "gcc is missing: .ci/run installs it"
+    cc = need_tool("gcc", "gcc")
     (tmp_path / "stub.c").write_text("int xcb_icccm_stub(void) { return 0; }\n")
     (tmp_path / "plugin.c").write_text("int xcb_icccm_stub(void);\nint plugin(void) { return xcb_icccm_stub(); }\n")
     libs = tmp_path / "libs"
@@ -99,8 +96,8 @@ def test_this_machine_has_every_library_the_window_needs(monkeypatch):
 @pytest.fixture
 def tray_display():
     """Xvfb with trayer, a real XEmbed system tray (as in many desktops' panels)."""
-    for tool in ("Xvfb", "trayer"):
-        assert shutil.which(tool), f"{tool} is missing: .ci/run installs it"
+    for tool, package in (("Xvfb", "xvfb"), ("trayer", "trayer")):
+        need_tool(tool, package)
     display = f":{150 + os.getpid() % 50}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -175,8 +172,8 @@ def test_readme_names_every_package_ci_installs_for_the_window():
 def test_start_at_login_waits_for_a_tray_that_comes_late(tmp_path):
     """At login the panel (and its tray) often starts after vbg: `vbg gui --tray` waits for it
     instead of popping the window up."""
-    for tool in ("Xvfb", "trayer", "xdotool"):
-        assert shutil.which(tool), f"{tool} is missing: .ci/run installs it"
+    for tool, package in (("Xvfb", "xvfb"), ("trayer", "trayer"), ("xdotool", "xdotool")):
+        need_tool(tool, package)
     display = f":{200 + os.getpid() % 50}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -15,12 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CLIP_720P, MODEL
+from conftest import CLIP_720P, MODEL, need_module, need_tool
 
 pytestmark = pytest.mark.integration
 
 W, H = 1280, 720  # the clip's size
-TOOLS = ("dbus-daemon", "pipewire", "wireplumber", "pw-dump", "gst-launch-1.0")
+TOOLS = (("dbus-daemon", "dbus"), ("pipewire", "pipewire"), ("wireplumber", "wireplumber"),
+         ("pw-dump", "pipewire-bin"), ("gst-launch-1.0", "gstreamer1.0-tools"))
 
 
 def _start_daemons(env):
@@ -47,8 +48,10 @@ def _stop(procs):
 
 @pytest.fixture
 def pipewire_env():
-    for tool in TOOLS:
-        assert shutil.which(tool), f"{tool} is missing: .ci/run installs it (see the README's test packages)"
+    for tool, package in TOOLS:
+        need_tool(tool, package)
+    need_module("gi", "vbg's pipewire extra: pip install '.[pipewire]' (it builds against libgirepository1.0-dev "
+                "and libcairo2-dev)")
     runtime = tempfile.mkdtemp(prefix="vbgpw")
     os.chmod(runtime, 0o700)
     env = dict(os.environ, XDG_RUNTIME_DIR=runtime, DBUS_SESSION_BUS_ADDRESS=f"unix:path={runtime}/bus",
