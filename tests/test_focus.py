@@ -42,7 +42,7 @@ def test_the_crop_stays_put_for_small_moves_and_follows_big_ones():
 def test_a_head_too_wide_for_the_crop_gets_a_wider_one_up_to_a_point():
     # someone leaning in: a head 139 cells wide would fill more than 0.75 of the usual 128-cell crop, so
     # the crop widens to fit it, in the same shape (on video_gt cropped to 854x480: edge error over
-    # white 11.0 -> 10.0, IoU 0.991 -> 0.993; docs/quality.md, session 9)
+    # white 11.0 -> 10.0, IoU 0.991 -> 0.993; docs/quality.md)
     rect = HeadFocus(fill=0.75, widest=0.8, margin=4).place(person_grid(head=(20, 60, 60, 200)), HALF)
     assert rect == (16, 121, 37, 223)
     y0, y1, x0, x1 = rect
@@ -54,7 +54,7 @@ def test_a_head_too_wide_for_the_crop_gets_a_wider_one_up_to_a_point():
 def test_a_crop_across_the_whole_width_takes_a_head_that_fills_it():
     # a phone held upright, close up: the head spans 70 of the grid's 81 columns; a crop as wide as the
     # frame cuts nothing at the sides that the frame does not (on video_gt cropped to 9:16, edge error
-    # over white 19.0 -> 16.2 and 8.0 -> 7.8 with this view: docs/quality.md, session 9)
+    # over white 19.0 -> 16.2 and 8.0 -> 7.8 with this view: docs/quality.md)
     prob = person_grid(rows=144, cols=81, head=(10, 60, 5, 75), body=(60, 144, 0, 81))
     size = HeadFocus.crop_size((144, 81), (1280, 720), (144, 256))
     assert size == (46, 81)

@@ -21,7 +21,7 @@ def test_a_01_settings_file_keeps_background_mirror_and_edge_choices(tmp_path):
 
 
 def test_a_named_edge_gets_the_presets_current_numbers(tmp_path):
-    """A file saved with the fine edge by session 5 (eps 1e-3, no contrast) runs today's fine edge;
+    """A file saved with an older fine edge (eps 1e-3, no contrast) runs today's fine edge;
     the standard edge's numbers, which did not change, stay; a 0.1 file (no edge named) keeps its own."""
     path = tmp_path / "settings.json"
     fine = Settings()

@@ -115,7 +115,7 @@ def test_the_edge_hold_lets_real_motion_through_in_a_clean_picture():
 def test_the_edge_hold_trails_a_slow_edge_by_at_most_trail_levels():
     """An edge gliding over a background of its own brightness: the grey hardly changes (still, to the
     hold), while the new alpha falls 20 levels a frame. Held without a cap it would trail by up to
-    0.85 / 0.15 x 20 = 113 levels: a band of the old room along the edge (docs/quality.md, session 10)."""
+    0.85 / 0.15 x 20 = 113 levels: a band of the old room along the edge (docs/quality.md)."""
     hold = EdgeHold(strength=0.85, motion_levels=8)
     shape = (16, 16)
     previous = np.zeros(shape, np.uint8)

@@ -95,7 +95,7 @@ class HeadFocus:
         view's detail, or as near as the frame allows (a portrait frame: its whole width, 3.2x). A crop
         with fewer pixels than the model input (a 320x240 camera, a small photo) is enlarged to fit it:
         the model still sees the head 1.75x larger than in the full view, and scores much better for it
-        (docs/quality.md, session 7)."""
+        (docs/quality.md)."""
         (rows, cols), (fh, fw), (mh, mw) = grid, frame, model
         scale = min(mw / fw, mh / fh)                     # the full view's input pixels per frame pixel
         ch, cw = mh / (cls.ZOOM * scale), mw / (cls.ZOOM * scale)

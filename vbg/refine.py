@@ -254,7 +254,7 @@ class EdgeRefiner:
             mask = self._unmixing(small, mask, colours, s.unmix)
         if s.refine and s.mask_contrast != 1.0:
             # the ear the model gives 0.8-0.9 is all person: a firmer mask lets the filter fit the colours
-            # to a clear verdict instead of averaging the doubt into the alpha (docs/quality.md, session 6)
+            # to a clear verdict instead of averaging the doubt into the alpha (docs/quality.md)
             mask = self._firmed(mask, s.mask_contrast)
         if s.refine and s.color_guide:
             self._guided_color(small, mask)
@@ -280,7 +280,7 @@ class EdgeRefiner:
     def _solid_inside(self, mask: np.ndarray) -> np.ndarray:
         """`mask` with 1 wherever every cell within INSIDE_CELLS is over 0.5: well inside the outline the
         person is opaque, whatever doubt the model had there (a widened portrait frame leaves some in
-        a torso the frame's bottom cuts: docs/quality.md, session 11)."""
+        a torso the frame's bottom cuts: docs/quality.md)."""
         if self._solid is None or self._solid.shape != mask.shape:
             self._solid, self._inside = np.empty_like(mask), np.empty_like(mask)
         cv2.threshold(mask, 0.5, 1.0, cv2.THRESH_BINARY, dst=self._inside)

@@ -66,7 +66,7 @@ class Segmenter:
     mid-grey) and the probability is cropped back to the same region, so it maps onto the frame
     exactly. A portrait frame is shown to the model `PORTRAIT_WIDEN` times wider than it is (the
     probability is narrowed back to the grid): letterboxed, an upright person is a thin strip of the
-    16:9 input, and widened the model finds their outline more surely (docs/quality.md, session 11).
+    16:9 input, and widened the model finds their outline more surely (docs/quality.md).
     All buffers are allocated once per frame size.
     """
 

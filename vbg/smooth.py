@@ -102,7 +102,7 @@ class EdgeHold:
     between frames is measured every `NOISE_EVERY` frames on every 4th row, from the median change
     (most of a picture is still). A low threshold lets the edge follow small movements at once (on
     video_gt 8 levels beat 10 in dtSSD and edge error); in a noisy picture it would take the noise
-    for motion and let it through as shimmer (docs/quality.md, session 8).
+    for motion and let it through as shimmer (docs/quality.md).
     """
 
     NOISE_SIGMAS = 4.0
@@ -111,7 +111,7 @@ class EdgeHold:
     # A slow edge over a background of its own brightness changes the grey by about a level a frame
     # and reads as still: held, the alpha trails it (a band of the old room along a turning jaw, holed
     # where single pixels pass). So the held alpha stays within this of the new one; on video_gt that
-    # leaves the flicker as it was (docs/quality.md, session 10).
+    # leaves the flicker as it was (docs/quality.md).
     TRAIL_LEVELS = 40
 
     def __init__(self, strength: float = 0.0, motion_levels: int = 8):
