@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import CLIP_720P, MODEL, SHARED, run_vbg
+from conftest import CLIP_720P, MODEL, SHARED, need_tool, run_vbg
 from vbg.output import Recorder, ReaderWatcher
 
 pytestmark = pytest.mark.integration  # the real model and footage from ../shared
@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration  # the real model and footage from ../share
 @pytest.fixture(scope="module")
 def fakev4l2(tmp_path_factory):
     lib = tmp_path_factory.mktemp("fakev4l2") / "libfakev4l2.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(lib), str(SHARED / "tools/fakev4l2/fakev4l2.c"),
+    gcc = need_tool("gcc", "gcc (and libc6-dev)")
+    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(lib), str(SHARED / "tools/fakev4l2/fakev4l2.c"),
                     "-ldl"], check=True)
     return lib
 

@@ -176,6 +176,7 @@ def test_pipewire_camera_idles_without_consumers_and_resumes_for_one(pipewire_en
 
 
 def test_without_a_pipewire_daemon_the_error_says_so(tmp_path):
+    need_module("gi", "vbg's pipewire extra: pip install '.[pipewire]' (without it, vbg says that first)")
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path), VBG_MODEL=str(MODEL))
     r = subprocess.run([sys.executable, "-m", "vbg", "run", "--input", str(CLIP_720P), "--frames", "5",
                         "--vcam-backend", "pipewire"], capture_output=True, text=True, env=env, timeout=120)

@@ -154,6 +154,7 @@ class EdgeRefiner:
     STRIP_PX, MIN_RUN_PX = 80, 32
     INSIDE_CELLS = 3  # grid cells: a mask over 0.5 this far in all round is the person's inside
     BOUND_CELLS = 1   # grid cells beyond the model's sure person where the edge may go anywhere (`_bound`)
+    SURE_P = 0.5      # the model's P over which it is sure of the person, for `_bound`
 
     def __init__(self, settings: CompositeSettings, hold: EdgeHold | None = None):
         self.settings = settings
@@ -267,12 +268,12 @@ class EdgeRefiner:
 
     def _bound(self, mask: np.ndarray) -> None:
         """The most alpha the refined edge may have, per cell: any within BOUND_CELLS of where the model
-        is sure of the person (P > 0.5), elsewhere no more than the model's own P there. The edge filter's
+        is sure of the person (P > SURE_P), elsewhere no more than the model's own P there. The edge filter's
         coefficients, solved on the grid, carry "person" along any thin line of the hair's colour (a
         ceiling's dark seams), and the lift of the soft mask and the colour unmixing make solid what the
         model half-saw (a picture beside the jaw, rocks by a leg); bounded, they only shape the outline
         the model drew."""
-        cv2.threshold(mask, 0.5, 1.0, cv2.THRESH_BINARY, dst=self._t)
+        cv2.threshold(mask, self.SURE_P, 1.0, cv2.THRESH_BINARY, dst=self._t)
         cv2.dilate(self._t, None, dst=self._t, iterations=self.BOUND_CELLS)
         cv2.max(self._t, mask, dst=self._t)
         cv2.convertScaleAbs(self._t, self._cap, alpha=255.0)

@@ -30,16 +30,19 @@ app=${commands[0]} tests=${commands[1]}
 
 # the fresh system is kept as a tarball (made once: debootstrap takes a minute or two); every run starts
 # from a pristine copy of it, so nothing a previous run installed is there
-image=$base/$suite.tar
+desktop=python3,sudo,ca-certificates,xvfb,libxcb-cursor0,libxkbcommon-x11-0,libxcb-icccm4,libxcb-keysyms1
+desktop=$desktop,libxcb-shape0,libxcb-render-util0,libxcb-image0,libxcb-randr0,libxcb-sync1,libxcb-xfixes0
+glib=libglib2.0-0
+[ "$suite" = bookworm ] || glib=libglib2.0-0t64   # renamed in Debian 13 (64-bit time_t); apt still takes the old name
+desktop=$desktop,libx11-xcb1,libegl1,libgl1,libfontconfig1,$glib,libdbus-1-3,libgssapi-krb5-2
+image=$base/$suite-$(md5sum <<< "$desktop" | cut -c1-8).tar   # a new list of packages makes a new image
 unmount_all() { { grep -o " $root/[^ ]*" /proc/mounts || true; } | sort -r | xargs -r -n 1 umount -l; }
 unmount_all   # a run that was killed may have left its mounts: never delete through them
 if [ ! -f "$image" ]; then
     rm -rf --one-file-system "$root"
     mkdir -p "$base"
-    desktop=python3,sudo,ca-certificates,xvfb,libxcb-cursor0,libxkbcommon-x11-0,libxcb-icccm4,libxcb-keysyms1
-    desktop=$desktop,libxcb-shape0,libxcb-render-util0,libxcb-image0,libxcb-randr0,libxcb-sync1,libxcb-xfixes0
-    desktop=$desktop,libx11-xcb1,libegl1,libgl1,libfontconfig1,libglib2.0-0,libdbus-1-3
-    debootstrap --variant=minbase --include="$desktop" "$suite" "$root" "$mirror" >/dev/null
+    debootstrap --variant=minbase --include="$desktop" "$suite" "$root" "$mirror" > "$base/$suite-debootstrap.log" 2>&1 || {
+        tail -n 20 "$base/$suite-debootstrap.log"; echo "fresh: debootstrap $suite failed" >&2; exit 1; }
     cp /etc/resolv.conf "$root/etc/resolv.conf"
     chroot "$root" apt-get update -qq   # a desktop's package lists are current
     chroot "$root" useradd --create-home --shell /bin/bash newcomer

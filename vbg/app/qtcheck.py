@@ -65,7 +65,7 @@ def debian_package(soname: str) -> str:
     """Debian's name for the package holding a library: libxcb-icccm.so.4 -> libxcb-icccm4,
     libxkbcommon-x11.so.0 -> libxkbcommon-x11-0 (a hyphen when the name ends in a digit)."""
     name, _, version = soname.partition(".so.")
-    name = name.lower()
+    name = name.lower().replace("_", "-")  # libgssapi_krb5.so.2 -> libgssapi-krb5-2
     return f"{name}{'-' if name[-1:].isdigit() else ''}{version.split('.')[0]}"
 
 
@@ -94,11 +94,13 @@ def check_platform_libraries() -> None:
         return
     import PySide6
 
-    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    qt = Path(PySide6.__file__).parent / "Qt"
+    plugin = qt / "plugins" / "platforms" / "libqxcb.so"
     if not plugin.is_file():
         return
-    missing = missing_libraries([plugin])
+    # the X11 plugin, and QtNetwork for the `vbg ctl` socket (from PySide6 6.12 it needs Kerberos' GSSAPI)
+    missing = missing_libraries([plugin] + [lib for lib in (qt / "lib" / "libQt6Network.so.6",) if lib.is_file()])
     if missing:
         packages = " ".join(dict.fromkeys(debian_package(m) for m in missing))
-        raise VbgError(f"the window cannot open: Qt's X11 plugin needs {', '.join(missing)}, which this system "
-                       f"lacks: sudo apt install {packages} (Debian/Ubuntu package names)")
+        raise VbgError(f"the window cannot open: Qt needs {', '.join(missing)}, which this system lacks: "
+                       f"sudo apt install {packages} (Debian/Ubuntu package names)")
