@@ -69,9 +69,9 @@ def need_tool(tool: str, package: str) -> str:
 
 def need_module(module: str, package: str) -> None:
     """As `need_tool`, for a Python module that only an extra or a system package brings."""
-    try:
-        __import__(module)
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:  # found, not imported: pynput needs a display to import
         message = f"Python module {module} is missing: install {package} (.ci/run does)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
