@@ -288,3 +288,18 @@ def test_devices_names_the_model_in_use_and_auto_without_either_backend_names_bo
 
     with pytest.raises(VbgError, match="neither a v4l2loopback device nor a running PipeWire"):
         output.vcam_opener("auto")(1280, 720, 30.0)
+
+
+def test_every_option_says_what_it_does():
+    from vbg.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in [("vbg", parser), *subparsers.items()]:
+        for action in sub._actions:
+            if action.option_strings and action.dest not in ("help", "version"):
+                assert action.help, f"{name} {action.option_strings[0]} has no help text"
+        if name != "vbg":
+            assert sub.description, f"vbg {name} has no description"
+    run_help = subparsers["run"].format_help()
+    assert "last choice; blur at first" in " ".join(run_help.split())     # the saved choice wins, and says so

@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--threshold", type=_arg(_fraction), metavar="T", help="hard cut-out at alpha T (0-1)")
     render.add_argument("--feather", type=_arg(_pixels), default=0, metavar="PX", help="soften the edge by PX")
     render.add_argument("--erode", type=_arg(_pixels), default=0, metavar="PX", help="shrink the person by PX")
-    render.add_argument("--mirror", action="store_true")
+    render.add_argument("--mirror", action="store_true", help="mirror the output horizontally")
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_model_args(render)
     _add_quality_args(render)
