@@ -253,3 +253,19 @@ def test_the_refined_edge_never_reaches_where_the_model_saw_nothing():
         assert alpha[100:200, 200:300].min() == 255, preset      # the person is whole
         assert alpha[130:155, 340:512].max() == 0, preset        # nothing along the seam past a cell
         assert alpha[210:288, 340:400].max() <= 0.3 * 255 + 1, preset   # no more than the model saw
+
+
+def test_settings_swapped_mid_frame_apply_from_the_next_frame_whole():
+    """The window swaps the refiner's settings from its own thread while the output thread is inside a
+    frame: the frame finishes with the settings it started with, the next frame takes the new ones."""
+    image, small, mask = _scene()
+    plain = EdgeRefiner(CompositeSettings())
+    expected = plain(image, small, mask).copy()
+    refiner = EdgeRefiner(CompositeSettings())
+    regions = refiner.prepare(image, small, mask)
+    refiner.settings = CompositeSettings(feather=6, erode=3)     # swapped while the frame is refined
+    for region in regions:
+        refiner.refine(image, region)
+    assert np.array_equal(refiner.finish(), expected)             # no feather or erosion on this frame
+    feathered = refiner(image, small, mask)
+    assert not np.array_equal(feathered, expected)                # the next frame has them

@@ -118,7 +118,8 @@ class Compositor:
             return self._passthrough(image)
         refiner = self.refiner
         regions = refiner.prepare(image, small, mask)
-        estimate = refiner.settings.decontaminate and refiner.settings.refine
+        frame = refiner.frame_settings  # read once: `refiner.settings` may change meanwhile
+        estimate = frame.decontaminate and frame.refine
         colours = (refiner.local_colours.person8, refiner.local_colours.room8) if estimate else None
         if estimate and need_alpha:  # offline: the colour a cut-out would carry
             self._colour = image.copy()

@@ -158,6 +158,7 @@ class EdgeRefiner:
 
     def __init__(self, settings: CompositeSettings, hold: EdgeHold | None = None):
         self.settings = settings
+        self.frame_settings = settings  # the settings of the frame being refined (`prepare`)
         self.hold = hold or EdgeHold()
         self._grid_shape = None
         self._full_shape = None
@@ -216,7 +217,7 @@ class EdgeRefiner:
 
     @property
     def post_processed(self) -> bool:
-        s = self.settings
+        s = self.frame_settings
         return s.threshold is not None or s.erode > 0 or s.feather > 0
 
     def __call__(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -230,7 +231,8 @@ class EdgeRefiner:
         h, w = image.shape[:2]
         self._grid_buffers(mask.shape)
         self._full_buffers((h, w))
-        s = self.settings
+        # one frame, one set of settings: `settings` may be swapped from another thread meanwhile
+        self.frame_settings = s = self.settings
         self.steady = self._steady.holds(small, mask, s)
         if not self.steady:
             self._solve(small, mask)
@@ -238,7 +240,7 @@ class EdgeRefiner:
 
     def _solve(self, small: np.ndarray, mask: np.ndarray) -> None:
         """The edge filter's coefficients on the grid (and the local colours), for `small` and `mask`."""
-        s = self.settings
+        s = self.frame_settings
         if s.refine:
             self._bound(mask)
             mask = self._solid_inside(mask)
@@ -296,7 +298,7 @@ class EdgeRefiner:
         return np.clip(self._firm, 0.0, 1.0, out=self._firm)
 
     def _plan(self, image: np.ndarray) -> list[Region]:
-        s = self.settings
+        s = self.frame_settings
         h, w = image.shape[:2]
         gray = self.hold.frame_gray((h, w)) if s.refine else None
         holding = gray is not None and self.hold.active
@@ -406,7 +408,7 @@ class EdgeRefiner:
 
     def finish(self) -> np.ndarray:
         """The frame's alpha, after the optional threshold, erosion and feathering."""
-        s = self.settings
+        s = self.frame_settings
         if not self.post_processed:
             self.alpha = self._held_alpha
             return self.alpha
@@ -430,7 +432,7 @@ class EdgeRefiner:
         return k
 
     def _guided(self, small, mask):
-        r = (2 * self.settings.radius + 1,) * 2
+        r = (2 * self.frame_settings.radius + 1,) * 2
         gi, mi, mp, mip, mii, a, b = self._gi, self._mi, self._mp, self._mip, self._mii, self._ga, self._b
         cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._ggray)
         cv2.multiply(self._ggray, 1.0 / 255.0, gi, dtype=cv2.CV_32F)
@@ -444,16 +446,16 @@ class EdgeRefiner:
         t = self._t
         np.subtract(mip, np.multiply(mi, mp, out=t), out=mip)
         np.subtract(mii, np.multiply(mi, mi, out=t), out=mii)
-        np.add(mii, self.settings.eps, out=mii)
+        np.add(mii, self.frame_settings.eps, out=mii)
         np.divide(mip, mii, out=a)
         np.subtract(mp, np.multiply(a, mi, out=t), out=b)
         cv2.boxFilter(a, -1, r, dst=a)
         cv2.boxFilter(b, -1, r, dst=b)
         # snap: alpha' = (alpha - snap) / (1 - 2 snap), folded into a and b; then
         # alpha'*255 = a * grey + 255 b at full size; grey stays 8-bit, alpha saturates into 8-bit
-        gain = 1.0 / (1.0 - 2.0 * self.settings.snap)
+        gain = 1.0 / (1.0 - 2.0 * self.frame_settings.snap)
         np.multiply(a, gain, out=a)
-        np.subtract(b, self.settings.snap, out=b)
+        np.subtract(b, self.frame_settings.snap, out=b)
         np.multiply(b, 255.0 * gain, out=b)
         self._a = a
 
@@ -463,7 +465,7 @@ class EdgeRefiner:
         guide sees none and lets the mask's blur through (ears and hair cut off over light walls).
         Channel by channel on contiguous planes with kept buffers: numpy is slow on interleaved
         channels, and a fresh array per step costs more than the step."""
-        r = (2 * self.settings.radius + 1,) * 2
+        r = (2 * self.frame_settings.radius + 1,) * 2
         if self._cshape != mask.shape:
             self._ac = np.empty(mask.shape + (3,), np.float32)
             self._cplanes = [np.empty(mask.shape, np.float32) for _ in range(30)]
@@ -491,7 +493,7 @@ class EdgeRefiner:
             v = box(mul(g[i], g[j], out=t))
             sub(v, mul(m[i], m[j], out=t), out=v)
             if i == j:
-                add(v, self.settings.eps, out=v)
+                add(v, self.frame_settings.eps, out=v)
             var[i, j] = v
         a00, a01, a02, a11, a12, a22 = (var[k] for k in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)))
 
@@ -519,11 +521,11 @@ class EdgeRefiner:
         for a, mx in zip(ac, m):
             sub(b, mul(a, mx, out=t), out=b)
         cv2.boxFilter(b, -1, r, dst=b)
-        gain = 1.0 / (1.0 - 2.0 * self.settings.snap)
+        gain = 1.0 / (1.0 - 2.0 * self.frame_settings.snap)
         for a in ac:  # alpha*255 = ac . guide + b, the guide in 8-bit levels
             cv2.boxFilter(a, -1, r, dst=u)
             mul(u, gain, out=a)
         cv2.merge(ac, dst=self._ac)
-        sub(b, self.settings.snap, out=b)
+        sub(b, self.frame_settings.snap, out=b)
         mul(b, 255.0 * gain, out=b)
         self._a = self._ac
