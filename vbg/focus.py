@@ -160,10 +160,10 @@ class HeadFocus:
             return
         w = self._ramp_weight(self._rect, full.shape)
         target = out[y0:y1, x0:x1]
-        # the head view may move the outline (ears, hair) by `reach` cells, but neither add a person the
+        # the head view may move the outline (ears, hair) by REACH cells, but neither add a person the
         # full view has not near (a lamp or a picture beside the jaw seen closer up) nor erase one it
-        # has (the far cup of a pair of headphones): it stays between the full view's spread and shrunk
-        # by `reach` cells
+        # has (the far cup of a pair of headphones): it stays between the full view spread and shrunk by
+        # REACH cells, and raises a cell fully only where the full view saw RAISE_FROM there
         cv2.dilate(target, self._reach_kernel, dst=self._blend)
         cv2.min(self._blend, self._head, dst=self._blend)
         cv2.multiply(target, 1.0 / self.RAISE_FROM, self._floor)

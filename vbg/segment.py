@@ -118,9 +118,7 @@ class Segmenter:
                     ort.set_default_logger_severity(4)
                 return ort.InferenceSession(str(model_path), so, providers=providers)
             except Exception as e:  # onnxruntime raises several unrelated types for a bad file
-                from vbg.model import ModelSpec
-
-                cached = Path(model_path) == ModelSpec.load(self.spec.name).cached_path()
+                cached = Path(model_path) == self.spec.cached_path()
                 fix = ("delete the file to download it again" if cached else
                        f"this file is not a usable {self.model.title} (ONNX): fetch it again, or choose another "
                        "with --model / $VBG_MODEL")
