@@ -23,7 +23,7 @@ def test_damaged_mjpg_complaints_become_one_line_and_others_pass():
     assert r.returncode == 0, r.stderr
     assert not any(line.startswith("Corrupt JPEG") for line in lines)
     summary = [line for line in lines if "damaged MJPG frames" in line]
-    assert summary == ["vbg: warning: the camera sends damaged MJPG frames (1 so far; the decoder's messages are "
-                       "hidden)", "vbg: warning: the camera sends damaged MJPG frames (40 in all)"]
+    assert summary == ["vbg: warning: the camera sends damaged MJPG frames, dropped before they are shown (1 so far; the decoder's messages are "
+                       "hidden)", "vbg: warning: the camera sends damaged MJPG frames, dropped before they are shown (40 in all)"]
     assert "some other native message" in lines and "vbg: a python log line" in lines
     assert lines[-1] == "after uninstall"

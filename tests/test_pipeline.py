@@ -3,6 +3,8 @@
 import threading
 import time
 
+import numpy as np
+
 
 from conftest import CLIP_720P
 from vbg.capture import CaptureThread, FrameSource
@@ -253,3 +255,90 @@ def test_the_window_waits_for_an_absent_camera_and_says_no_camera_found(segmente
     finally:
         pipeline.stop()
     assert pipeline.capture.state == "absent" and cards and cards[0] == "no camera found"
+
+
+class SlowCamera(FrameSource):
+    """Stands in for a webcam (none here) that advertises `fps` but delivers `delivers` frames a second,
+    the first one only after `first_after` seconds (a camera warming up after idle)."""
+
+    def __init__(self, fps=20.0, delivers=20.0, first_after=0.0):
+        self.width, self.height, self.fps = 64, 48, fps
+        self.description = "slow test camera"
+        self.delivers, self.first_after, self.reads = delivers, first_after, 0
+
+    def read(self, into):
+        time.sleep(self.first_after if self.reads == 0 else 1 / self.delivers)
+        self.reads += 1
+        into[:] = 90
+        return into
+
+
+def test_a_camera_slow_to_its_first_frame_after_resume_shows_only_the_starting_card(segmenter):
+    """The reconnecting card used to come before a slow camera's first frame after a resume (the camera
+    counted as live from its open, so lost 2 s later)."""
+    from vbg.cards import status_card
+    from vbg.pipeline import STARTING_TEXT
+
+    cameras = []
+
+    def open_source(settings):
+        cameras.append(SlowCamera(first_after=3.0 if cameras else 0.0))
+        return cameras[-1]
+
+    s = Settings()
+    s.output.vcam = False
+    s.composite.background = "color:#204080"
+    cards = []
+    pipeline = Pipeline(s, segmenter=segmenter, open_source=open_source,
+                        on_output=lambda img, src: src is None and cards.append(img.copy()))
+    pipeline.start()
+    try:
+        pipeline.wait(frames=2, duration=20)
+        pipeline.pause()
+        deadline = time.monotonic() + 10
+        while pipeline.capture.state != "idle" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        frames = pipeline.counters.frames_out
+        pipeline.resume()
+        del cards[:]
+        pipeline.wait(frames=frames + 2, duration=20)
+    finally:
+        pipeline.stop()
+    starting = status_card((48, 64, 3), STARTING_TEXT)
+    assert len(cameras) == 2 and pipeline.counters.frames_out >= frames + 2
+    assert len(cards) >= 4                                    # 3 s without a frame: cards, two a second
+    assert all(np.array_equal(card, starting) for card in cards)
+
+
+class CountingVirtualCamera:
+    """Stands in for the virtual camera device (none here): counts what is sent."""
+
+    instance = None
+
+    def __init__(self, width, height, fps, device=None):
+        self.device, self.sent = "/dev/video-test", 0
+        CountingVirtualCamera.instance = self
+
+    def send(self, image):
+        self.sent += 1
+
+    def close(self):
+        pass
+
+
+def test_the_virtual_camera_gets_frames_at_its_advertised_rate_when_composites_come_slower(segmenter):
+    """Browsers take the rate a camera advertises as what it delivers: the last frame is sent again."""
+    s = Settings()
+    s.output.vcam, s.output.idle_when_unwatched = True, False
+    s.composite.background = "color:#204080"
+    pipeline = Pipeline(s, segmenter=segmenter, source=SlowCamera(fps=20.0, delivers=5.0),
+                        open_vcam=CountingVirtualCamera)
+    pipeline.start()
+    pipeline.wait(frames=3, duration=20)
+    sent, frames, t0 = CountingVirtualCamera.instance.sent, pipeline.counters.frames_out, time.monotonic()
+    time.sleep(2.0)
+    sent, frames = CountingVirtualCamera.instance.sent - sent, pipeline.counters.frames_out - frames
+    rate = sent / (time.monotonic() - t0)
+    pipeline.stop()
+    assert frames <= 12                          # the camera's 5 a second
+    assert 16 <= rate <= 24, rate                # the advertised 20 a second reach the device

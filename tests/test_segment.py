@@ -147,3 +147,20 @@ def test_a_head_moving_fast_gets_the_full_view_alone_until_it_calms_down():
     assert views == ["full"] * 4 and gate.fast
     picture[20:30, 100:110] = 10                       # then a small change in the crop: taking turns again
     assert gate.choose(picture, head) == "head" and not gate.fast
+
+
+def test_a_machine_with_the_driver_but_no_cuda_libraries_is_told_which_one_is_missing(monkeypatch):
+    """No GPU here: the driver's presence is faked (one function); the library lookup is onnxruntime's own."""
+    import re
+
+    import onnxruntime as ort
+
+    from vbg import devices, segment
+
+    missing = segment.cuda_library_missing(ort)
+    if segment.CUDA not in ort.get_available_providers() or missing is None:
+        pytest.skip("this onnxruntime has no CUDA provider, or this machine has every CUDA library")
+    assert re.fullmatch(r"lib[\w.+-]+\.so\.\d+", missing), missing
+    monkeypatch.setattr(devices, "nvidia_driver_present", lambda: True)
+    line = next(line for line in devices.report().splitlines() if "CUDA:" in line)
+    assert f"{missing} is missing" in line and "pip install 'vbg[cuda]'" in line

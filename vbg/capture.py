@@ -18,6 +18,7 @@ import numpy as np
 
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
+from vbg.mjpg import MjpgDecoder
 from vbg.settings import CaptureSettings
 from vbg.timing import StageTimes
 
@@ -31,6 +32,7 @@ class FrameSource:
     width = height = 0
     fps = 0.0
     is_file = False
+    damaged = 0  # frames read but dropped as damaged (read() returned None for each)
 
     def read(self, into: np.ndarray | None) -> np.ndarray | None:
         raise NotImplementedError
@@ -87,11 +89,24 @@ class CameraSource(FrameSource):
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0)
         code = int(self._cap.get(cv2.CAP_PROP_FOURCC))
         fourcc = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4)).strip("\0 ") or "?"
+        # MJPG is decoded here rather than in OpenCV's backend, so that damaged frames are dropped
+        self._mjpg = MjpgDecoder() if fourcc == "MJPG" and self._cap.set(cv2.CAP_PROP_CONVERT_RGB, 0) else None
         self.description = f"camera {cam}: {self.width}x{self.height} @ {self.fps:g} fps {fourcc}"
 
+    @property
+    def damaged(self) -> int:
+        return self._mjpg.damaged if self._mjpg else 0
+
     def read(self, into):
-        ok, image = self._cap.read(into)
-        return image if ok else None
+        if self._mjpg is None:
+            ok, image = self._cap.read(into)
+            return image if ok else None
+        ok, data = self._cap.read()
+        if not ok:
+            return None
+        if data.ndim == 3:  # a backend that decoded anyway
+            return data
+        return self._mjpg.decode(data)
 
     def close(self):
         self._cap.release()
@@ -147,8 +162,8 @@ def open_source(settings: CaptureSettings) -> FrameSource:
 class CaptureThread(threading.Thread):
     """Reads frames into pooled buffers and puts each into `slot`.
 
-    States: starting, live, lost (reconnecting), absent (no camera yet), idle (paused by the pipeline),
-    ended (file done).
+    States: starting (opened, no frame yet), live, lost (reconnecting), absent (no camera yet), idle (paused
+    by the pipeline), ended (file done).
     """
 
     BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -168,7 +183,9 @@ class CaptureThread(threading.Thread):
         self.state = "starting"
         self.message = ""
         self.frames = 0
+        self.damaged = 0  # damaged frames the camera sent, dropped
         self.failures = 0
+        self._attempts = 0  # opens since the last frame, for the backoff
         self.last_frame_t = time.monotonic()
         self.description = source.description if source else ""
 
@@ -189,7 +206,6 @@ class CaptureThread(threading.Thread):
                 (log.warning if state in ("lost", "absent") else log.info)("%s", message)
 
     def run(self) -> None:
-        attempt = 0
         try:
             while not self._stop_event.is_set():
                 if not self.wanted.is_set():
@@ -201,8 +217,7 @@ class CaptureThread(threading.Thread):
                     try:
                         self._source = self._open_source(self.settings)
                         self.description = self._source.description
-                        self._set_state("live", f"capturing from {self.description}")
-                        attempt = 0
+                        self._set_state("starting")  # live, and said, from its first frame
                     except VbgError as e:
                         if self.settings.input:  # a file that cannot be opened will not get better
                             self._set_state("ended", str(e))
@@ -212,17 +227,22 @@ class CaptureThread(threading.Thread):
                             self._set_state("absent", f"{e} — waiting for one")
                             self._stop_event.wait(self.BACKOFF[-1])
                             continue
-                        delay = self.BACKOFF[min(attempt, len(self.BACKOFF) - 1)]
-                        attempt += 1
                         self.failures += 1
                         self._set_state("lost", f"{e} — reconnecting (retrying every {self.BACKOFF[-1]:g} s at most)")
-                        self._stop_event.wait(delay)
+                        self._back_off()
                         continue
                 if not self._pump(self._source):
                     return
+                if self._source is None:  # lost: a camera that opens but sends nothing is not held in a loop
+                    self._back_off()    # (a v4l2loopback 0.13+ webcam refuses its writer while we read)
         finally:
             self._close_source()
             self.slot.close()
+
+    def _back_off(self) -> None:
+        """Waits before the next attempt: longer each time until a frame comes."""
+        self._stop_event.wait(self.BACKOFF[min(self._attempts, len(self.BACKOFF) - 1)])
+        self._attempts += 1
 
     def _close_source(self) -> None:
         if self._source is not None:
@@ -242,9 +262,14 @@ class CaptureThread(threading.Thread):
             if frame is None:
                 continue  # every frame is downstream; try again (bounded wait, checks stop)
             t0 = time.perf_counter()
+            damaged = source.damaged
             image = source.read(frame.image)
             if image is None:
                 frame.release()
+                if source.damaged > damaged:  # dropped: the last good frame stays the output
+                    self.damaged += 1
+                    if time.monotonic() - self.last_frame_t <= self.LOST_AFTER_S:
+                        continue
                 if source.is_file:
                     self._set_state("ended", "input finished")
                     return False
@@ -257,7 +282,7 @@ class CaptureThread(threading.Thread):
                     return True
                 self._stop_event.wait(0.05)
                 continue
-            misses = 0
+            misses = self._attempts = 0
             self.last_frame_t = time.monotonic()
             if image is not frame.image:  # the source changed size: adopt its buffer from now on
                 frame.image = image

@@ -11,22 +11,27 @@ import cv2
 from vbg import loopback
 from vbg.model import MODEL_ENV, ModelSpec, sha256_of
 from vbg.output import loopback_fix
-from vbg.segment import CUDA, nvidia_driver_present
+from vbg.segment import CUDA, cuda_library_missing, nvidia_driver_present
 
 
 def video_devices() -> tuple[list[str], list[str]]:
     """(cameras, loopback outputs) as printable lines."""
     cameras, loopbacks = [], []
     if sys.platform.startswith("linux"):
+        version = loopback.driver_version()
         for node in sorted(Path("/sys/class/video4linux").glob("video*"), key=lambda p: int(p.name[5:] or 0)):
             name = (node / "name").read_text().strip() if (node / "name").exists() else "?"
             virtual = "/virtual/" in str(node.resolve())
             line = f"/dev/{node.name}  {name}"
             state = loopback.query(f"/dev/{node.name}")
             if state is not None and state.is_loopback:
-                line += ("  STUCK (advertises neither output nor capture; vbg resets it when it starts)"
+                fix = ("reload the module: sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback "
+                       "exclusive_caps=1" if loopback.registers_writers(version) else "vbg resets it when it starts")
+                line += (f"  STUCK (advertises neither output nor capture; {fix})"
                          if state.stale else "  " + ", ".join(n for n, on in (("output", state.output),
                                                                                ("capture", state.capture)) if on))
+            if state is not None and state.is_loopback and loopback.one_reader(version):
+                line += f"; {loopback.version_text(version)}: one app at a time reads it, a second is refused"
             (loopbacks if virtual or "loopback" in name.lower() else cameras).append(line)
     else:
         for index in range(5):
@@ -45,7 +50,9 @@ def report(model_arg: str | None = None) -> str:
     cameras, loopbacks = video_devices()
     lines.append("cameras:")
     lines += [f"  {c}" for c in cameras] or ["  none found — plug in a webcam, or use `vbg run --input FILE`"]
-    lines.append("virtual camera devices:")
+    version = loopback.driver_version() if loopback.loopback_devices() else None
+    lines.append("virtual camera devices" + (f" ({loopback.version_text(version)})" if loopback.loopback_devices()
+                                             else "") + ":")
     if sys.platform.startswith("linux"):
         lines += [f"  {d}" for d in loopbacks] or [f"  none found — {loopback_fix()}"]
     else:
@@ -58,8 +65,14 @@ def report(model_arg: str | None = None) -> str:
     providers = ort.get_available_providers()
     lines.append(f"onnxruntime {ort.__version__} providers: {', '.join(providers)}")
     if CUDA in providers:
-        lines.append("  CUDA: " + ("NVIDIA driver found; `--device auto` uses CUDA if it starts" if
-                                   nvidia_driver_present() else "no NVIDIA driver found, so vbg uses the CPU"))
+        missing = cuda_library_missing(ort)
+        if not nvidia_driver_present():
+            lines.append("  CUDA: no NVIDIA driver found, so vbg uses the CPU")
+        elif missing:
+            lines.append(f"  CUDA: NVIDIA driver found, but {missing} is missing, so vbg uses the CPU: "
+                         "pip install 'vbg[cuda]' brings the CUDA and cuDNN libraries")
+        else:
+            lines.append("  CUDA: NVIDIA driver and CUDA libraries found; `--device auto` uses CUDA")
     else:
         lines.append("  CUDA: not in this onnxruntime (install onnxruntime-gpu on Linux/Windows with an NVIDIA GPU)")
     spec = ModelSpec.load()

@@ -1,13 +1,18 @@
-"""The state of a v4l2loopback device (Linux): what it reports, repairing a stale one, who holds it.
+"""The state of a v4l2loopback device (Linux): its driver's version, what it reports, repairing a stale
+one, who holds it.
 
-v4l2loopback 0.12.x (Debian 12 ships 0.12.7) with `exclusive_caps=1` advertises *output* while no
-writer is attached and *capture* once one has sent frames. A writer that only calls `write()` (as
-pyvirtualcam does) is never registered as a writer, so when it closes, the device advertises neither
-and the next run is refused ("not a video output device") until the module is reloaded
-(v4l2loopback#470, pyvirtualcam#61). `VIDIOC_STREAMON` on the output queue is what registers an
-opener as the writer, so vbg calls it on pyvirtualcam's own descriptor after opening (the device then
-also advertises capture at once, before the first frame) and, for a device some other program left
-stale, opens it, calls it and closes it again, which makes the driver advertise output again.
+v4l2loopback 0.12.x (Debian 12 and Ubuntu 24.04 ship 0.12.7) with `exclusive_caps=1` advertises
+*output* while no writer is attached and *capture* once one has sent frames. A writer that only calls
+`write()` (as pyvirtualcam does) is never registered as a writer, so when it closes, the device
+advertises neither and the next run is refused ("not a video output device") until the module is
+reloaded (v4l2loopback#470, pyvirtualcam#61). `VIDIOC_STREAMON` on the output queue is what registers
+an opener as the writer, so on 0.12 vbg calls it on pyvirtualcam's own descriptor after opening (the
+device then also advertises capture at once, before the first frame) and, for a device some other
+program left stale, opens it, calls it and closes it again, which makes the driver advertise output again.
+
+0.13 and later (bookworm-backports 0.13.2; Debian 13, Fedora and Arch 0.15) register a `write()`-only
+writer themselves, so none of that is needed, and their STREAMON without buffers is refused (EINVAL on
+0.14+). They also let one app read while a writer streams: a second app is refused ("device busy").
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import struct
 import sys
 from dataclasses import dataclass
@@ -27,6 +33,36 @@ CAP_VIDEO_CAPTURE = 0x00000001
 CAP_VIDEO_OUTPUT = 0x00000002
 CAP_DEVICE_CAPS = 0x80000000
 LOOPBACK_DRIVER = "v4l2 loopback"
+
+
+def driver_version() -> tuple[int, ...] | None:
+    """The loaded v4l2loopback module's version, e.g. (0, 15, 0); None when it is not loaded or says none."""
+    try:
+        text = Path("/sys/module/v4l2loopback/version").read_text().strip()
+    except OSError:
+        return None
+    return parse_version(text)
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    found = re.match(r"\d+(?:\.\d+)*", text.strip())
+    return tuple(int(part) for part in found.group().split(".")) if found else None
+
+
+def registers_writers(version: tuple[int, ...] | None) -> bool:
+    """Whether the driver registers a write()-only writer itself (0.13+). A module that declares no
+    version is 0.12 or older."""
+    return version is not None and version >= (0, 13)
+
+
+def one_reader(version: tuple[int, ...] | None) -> bool:
+    """Whether the driver refuses a second app while one reads (0.13+)."""
+    return registers_writers(version)
+
+
+def version_text(version: tuple[int, ...] | None) -> str:
+    """0.12's module declares no version (0.13 and later do)."""
+    return "v4l2loopback " + (".".join(map(str, version)) if version else "0.12 or older")
 
 
 @dataclass(frozen=True)
@@ -149,6 +185,8 @@ def prepare(device: str | None) -> str | None:
     if not sys.platform.startswith("linux"):
         return None
     if device is None:
+        if registers_writers(driver_version()):
+            return None
         for state in loopback_devices():
             if state.stale:
                 repair(state.path)
@@ -159,6 +197,9 @@ def prepare(device: str | None) -> str | None:
     if not state.is_loopback:
         return f"{device} is not a v4l2loopback device (it is '{state.card}', driver {state.driver})"
     if state.stale:
+        if registers_writers(driver_version()):
+            return (f"{device} advertises neither output nor capture; close the apps using it, then: sudo modprobe "
+                    "-r v4l2loopback && sudo modprobe v4l2loopback exclusive_caps=1 card_label=vbg")
         fixed = repair(device)
         if fixed is None or fixed.stale:
             return (f"{device} is stuck: the v4l2loopback driver advertises neither output nor capture and vbg "

@@ -17,8 +17,8 @@ import threading
 import time
 
 KNOWN = (
-    ("Corrupt JPEG data", "the camera sends damaged MJPG frames"),
-    ("Premature end of JPEG file", "the camera sends damaged MJPG frames"),
+    ("Corrupt JPEG data", "the camera sends damaged MJPG frames, dropped before they are shown"),
+    ("Premature end of JPEG file", "the camera sends damaged MJPG frames, dropped before they are shown"),
     ("error writing frame", "the virtual camera refuses frames"),
 )
 

@@ -78,8 +78,11 @@ class VirtualCamera:
             raise VbgError(f"no virtual camera ({brief(e, 140)}): {no_device_fix()}; or run with --no-vcam") from None
         self.device = self._cam.device
         self._fd = loopback.own_descriptor(self.device)
-        if self._fd is not None and not loopback.stream_on(self._fd):
-            log.debug("%s: VIDIOC_STREAMON refused; the device may need a reload after vbg exits", self.device)
+        self.driver = loopback.driver_version() if self._fd is not None else None
+        if self._fd is not None and not loopback.registers_writers(self.driver) and not loopback.stream_on(self._fd):
+            log.warning("%s: %s refused VIDIOC_STREAMON; the device may need a reload after vbg exits "
+                        "(sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback exclusive_caps=1)",
+                        self.device, loopback.version_text(self.driver))
         self._next_check = time.monotonic() + self.CHECK_EVERY_S
         self._fit = DeviceSize(self.width, self.height)
 
@@ -159,7 +162,8 @@ class VirtualCameraSink:
             try:
                 self.camera.send(first_frame)
             except Exception as e:  # the first frame of the stream will report a real problem
-                log.debug("first frame not sent: %s", e)
+                log.warning("%s did not take vbg's first frame (%s): call apps may not list it until the camera's "
+                            "first frame is composited", self.camera.device, brief(e, 100))
         if self.watch_readers:
             self.watcher = self.camera.watch_readers()
 
@@ -221,7 +225,11 @@ class VirtualCameraSink:
         n = self.readers
         if n is None:
             return f"vcam {self.camera.device}"
-        return f"vcam {self.camera.device}: " + (f"{n} reader{'s' * (n != 1)}" if n else "no readers (idle)")
+        if not n:
+            return f"vcam {self.camera.device}: no readers (idle)"
+        driver = getattr(self.camera, "driver", None)
+        only_one = f" ({loopback.version_text(driver)}: other apps are refused)" if loopback.one_reader(driver) else ""
+        return f"vcam {self.camera.device}: {n} reader{'s' * (n != 1)}{only_one}"
 
     def close(self) -> None:
         self._drop()

@@ -49,6 +49,7 @@ def rss_mb() -> float:
 class Counters:
     frames_out: int = 0
     cards: int = 0
+    repeated: int = 0  # the last frame sent again to keep the virtual camera at its advertised rate
     errors: int = 0
 
 
@@ -115,6 +116,7 @@ class Pipeline:
             threading.Thread(target=self._composite_loop, name="vbg-composite", daemon=True),
         ]
         self.last_output: np.ndarray | None = None
+        self._vcam_sent_at = 0.0
         self._card: tuple[tuple, np.ndarray] | None = None
         # held while anything is sent and while the run state (paused, idle, the camera wanted) changes:
         # once pause() has it, a composite already in flight is dropped instead of sent
@@ -208,21 +210,27 @@ class Pipeline:
 
     def _composite_loop(self) -> None:
         last_out = time.monotonic()
+        # the virtual camera advertises the source's rate and call apps (browsers) expect frames at it, so
+        # when composites come slower the last frame is sent again
+        period = 1.0 / self.fps
         try:
             while True:
-                frame = self.composite_slot.get(timeout=0.25)
+                frame = self.composite_slot.get(timeout=min(0.25, period))
                 now = time.monotonic()
                 if frame is None:
                     if self.composite_slot.closed:
                         break
                     self._update_idle(now)
-                    if now - last_out > 0.5:
-                        with self._output_lock:  # the card said is the state's now, not before a pause
-                            text = self._card_text()
-                            if text:
-                                key = (text, self.settings.output.pause_image, self.settings.composite.background)
-                                self._send(self._card_for(key, text), card=True)
-                                last_out = now
+                    with self._output_lock:  # the card said is the state's now, not before a pause
+                        text = self._card_text() if now - last_out > 0.5 else None
+                        if text:
+                            key = (text, self.settings.output.pause_image, self.settings.composite.background)
+                            self._send(self._card_for(key, text), card=True)
+                            last_out = now
+                        elif now - self._vcam_sent_at >= period and not self._idle and self.last_output is not None:
+                            self.vcam.send(self.last_output)
+                            self._vcam_sent_at = now
+                            self.counters.repeated += 1
                     continue
                 try:
                     image = self.chain.compose(frame, need_alpha=self.alpha_dir is not None)
@@ -251,6 +259,8 @@ class Pipeline:
             return "no camera found"
         if self.capture.state == "lost" or self.capture.stalled:
             return "camera lost - reconnecting"
+        if not self._idle and self.capture.state in ("starting", "idle"):
+            return STARTING_TEXT  # an app that just opened the device sees this until the camera's first frame
         return None
 
     def _card_for(self, key: tuple, text: str) -> np.ndarray:
@@ -327,6 +337,7 @@ class Pipeline:
 
     def _send(self, image: np.ndarray, card: bool = False, source: np.ndarray | None = None) -> None:
         self.vcam.send(image)
+        self._vcam_sent_at = time.monotonic()
         if self.recorder is not None:
             self.recorder.write(image)
         if self.on_output is not None:
@@ -386,4 +397,5 @@ class Pipeline:
         return (f"{self.output_fps:5.1f} fps | ms: {ms} | latency {self.latency.median('latency'):.0f} ms | "
                 f"{self.segmenter.provider} | camera {cam} | {self.vcam.state()} | dropped "
                 f"{self.capture_slot.dropped + self.composite_slot.dropped} | rss {rss_mb():.0f} MB | "
-                f"errors {self.counters.errors + self.vcam.errors}")
+                f"errors {self.counters.errors + self.vcam.errors}"
+                + (f" | damaged camera frames dropped {self.capture.damaged}" if self.capture.damaged else ""))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import io
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -31,6 +34,36 @@ def nvidia_driver_present() -> bool:
         return True
     except OSError:
         return False
+
+
+def preload_cuda(ort) -> None:
+    """Loads the CUDA and cuDNN libraries that `pip install 'vbg[cuda]'` put in the environment (the
+    nvidia-* wheels), so a machine with only the NVIDIA driver gets the CUDA provider. onnxruntime's
+    CUDA provider finds them only on the system's library path otherwise."""
+    if not hasattr(ort, "preload_dlls"):
+        return
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a line for each library it did not find
+        try:
+            ort.preload_dlls(directory="")
+        except Exception as e:  # a broken wheel must not cost the CPU fallback
+            log.debug("onnxruntime.preload_dlls: %s", e)
+
+
+def cuda_library_missing(ort) -> str | None:
+    """The first library onnxruntime's CUDA provider cannot load (e.g. 'libcudnn.so.9'), or None when it loads."""
+    preload_cuda(ort)
+    capi = Path(ort.__file__).parent / "capi"
+    names = (("onnxruntime_providers_shared.dll", "onnxruntime_providers_cuda.dll") if sys.platform == "win32" else
+             ("libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"))
+    if not (capi / names[1]).exists():
+        return f"{names[1]} (this onnxruntime has no CUDA provider)"
+    try:
+        for name in names:
+            ctypes.CDLL(str(capi / name))
+        return None
+    except OSError as e:
+        found = re.search(r"([\w.+-]+\.(?:so[\w.]*|dll))", str(e))
+        return found.group(1) if found else brief(e, 100)
 
 
 def default_threads() -> int:
@@ -128,6 +161,8 @@ class Segmenter:
                     ort.set_default_logger_severity(2)
 
         available = ort.get_available_providers()
+        if device != "cpu" and CUDA in available:
+            preload_cuda(ort)
         if device == "cpu":
             return session([CPU]), "CPU (asked for)"
         if device == "cuda":
@@ -136,14 +171,18 @@ class Segmenter:
                                "or use --device cpu")
             s = session([CUDA, CPU])
             if CUDA not in s.get_providers():
-                raise VbgError("--device cuda: onnxruntime could not start CUDA (driver, CUDA or cuDNN "
-                               "missing?): see `vbg devices`, or use --device cpu")
+                missing = cuda_library_missing(ort)
+                why = (f"{missing} is missing: pip install 'vbg[cuda]' brings CUDA and cuDNN" if missing else
+                       "is the NVIDIA driver installed?" if not nvidia_driver_present() else "see `vbg devices`")
+                raise VbgError(f"--device cuda: onnxruntime could not start CUDA ({why}), or use --device cpu")
             return s, "CUDA (asked for)"
         if CUDA in available and nvidia_driver_present():
             s = session([CUDA, CPU], quiet=True)
             if CUDA in s.get_providers():
                 return s, "CUDA (auto)"
-            return session([CPU]), "CPU (auto: CUDA provider present but failed to start; see `vbg devices`)"
+            missing = cuda_library_missing(ort)
+            return session([CPU]), ("CPU (auto: CUDA did not start: " +
+                                    (f"{missing} missing; pip install 'vbg[cuda]')" if missing else "see `vbg devices`)"))
         reason = "no NVIDIA driver" if CUDA in available else "onnxruntime has no CUDA provider"
         return session([CPU]), f"CPU (auto: {reason})"
 

@@ -23,9 +23,13 @@ ROOT = Path(os.environ["VBG_ROOT"])
 sys.path.insert(0, str(ROOT))
 from vbg import loopback  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests" / "system"))
+import browser  # noqa: E402
+
 RESULTS = Path("/run/results")
 WEBCAM, VCAM = "/dev/video0", "/dev/video10"
 CLIP = RESULTS / "webcam.avi"         # 640x480 MJPG at 10 fps, made on the host by run.sh
+DAMAGED_CLIP = RESULTS / "webcam_damaged.avi"  # the same with bytes flipped in about a third of its frames
 MODEL = Path(os.environ["VBG_SHARED"]) / "models" / "pphumanseg_v2_portrait_lite_256x144.onnx"
 failures = 0
 
@@ -44,17 +48,35 @@ def caps(path: str) -> str:
 
 
 class Feeder:
-    """The webcam: ffmpeg writing the clip into /dev/video0, looping, in real time."""
+    """The webcam: ffmpeg writing the clip into /dev/video0, looping, in real time. On v4l2loopback 0.13+
+    a writer is refused while a reader streams from a device with no writer (vbg retrying a lost camera),
+    so ffmpeg is started again until it stays, as a camera app that retries would."""
 
-    def __init__(self, mjpg: bool = False):
+    def __init__(self, mjpg: bool = False, clip: Path = CLIP):
         codec = ["-c:v", "copy"] if mjpg else ["-pix_fmt", "yuyv422"]
-        self.proc = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1",
-                                      "-i", str(CLIP), *codec, "-f", "v4l2", WEBCAM],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip), *codec,
+                     "-f", "v4l2", WEBCAM]
+        self.starts = 0
+        self._stop = threading.Event()
+        self.proc: subprocess.Popen | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.starts += 1
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self._stop.is_set():
+                self.proc.kill()
+            self.proc.wait()
+            self._stop.wait(1.0)
 
     def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        self._stop.set()
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        self._thread.join(5)
 
 
 class Vbg:
@@ -108,10 +130,24 @@ def classify(frame: np.ndarray) -> str:
     if b > 180 and g < 70 and r < 70:
         return "composite" if centre_blue < 0.5 else "blue"
     if abs(b - g) < 12 and abs(g - r) < 12 and b < 60:
-        return "card"             # the grey "starting camera" card
+        return "card"             # a grey status card: which one, card_text() says
     if 60 < b < 110 and g < 40 and r < 40:
         return "card"             # a status card over the last composite, dimmed to a third
     return "other"
+
+
+CARD_TEXTS = ("vbg: starting camera", "camera lost - reconnecting", "no camera found")
+
+
+def card_text(frame: np.ndarray) -> str:
+    """Which status card `frame` is, by the width of its centred line of text."""
+    h, w = frame.shape[:2]
+    bright = np.flatnonzero((frame[h // 2 - 30: h // 2 + 30].max(axis=2) > 150).any(axis=0))
+    width = bright[-1] - bright[0] + 1 if bright.size else 0
+    scale = max(0.5, w / 1280)
+    sizes = {t: cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)[0][0] for t in CARD_TEXTS}
+    text = min(sizes, key=lambda t: abs(sizes[t] - width))
+    return text if abs(sizes[text] - width) <= 12 else f"unknown card ({width} px of text)"
 
 
 class Reader:
@@ -120,6 +156,7 @@ class Reader:
     def __init__(self, name: str):
         self.name = name
         self.kinds: list[tuple[float, str]] = []
+        self.cards: list[tuple[float, str]] = []
         self.opened_at = time.monotonic()
         self.cap = cv2.VideoCapture(VCAM, cv2.CAP_V4L2)
         self.ok = self.cap.isOpened()
@@ -137,6 +174,8 @@ class Reader:
                 time.sleep(0.1)
                 continue
             kind = classify(frame)
+            if kind == "card":
+                self.cards.append((time.monotonic(), card_text(frame)))
             self.kinds.append((time.monotonic(), kind))
             self.last[kind] = frame
 
@@ -155,6 +194,10 @@ class Reader:
         self.cap.release()
 
 
+def _counts(items: list[str]) -> list[tuple[str, int]]:
+    return [(t, items.count(t)) for t in dict.fromkeys(items)]
+
+
 def recent(reader: Reader, since: float) -> str:
     return ", ".join(f"{t - since:.1f}s {k}" for t, k in reader.kinds if t >= since) or "nothing"
 
@@ -165,28 +208,84 @@ def ffmpeg_reads(n: int, out: Path, timeout: float = 90) -> tuple[bool, str]:
     return r.returncode == 0, r.stderr.strip()[-200:]
 
 
+def browser_calls(vbg: Vbg, one_reader: bool) -> None:
+    """Chromium as the call app: the camera listed by its label, opened, frames at the rate the track
+    advertises, the person over the requested colour; then a browser joining while OpenCV reads."""
+    if browser.chromium() is None:
+        report("browser-call", False, "no chromium on this root (apt-get install chromium)")
+        return
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=False)  # the page's server is on 127.0.0.1
+    vbg.wait_for("no readers (idle)", 60, new_only=False)
+    r = browser.call("vbg", seconds=10)
+    png = browser.frame_png(r)
+    kind = "none"
+    if png:
+        (RESULTS / "browser.png").write_bytes(png)
+        kind = classify(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR))
+    advertised = (r.get("settings") or {}).get("frameRate") or 0
+    delivered = r.get("frames", 0) / r.get("seconds", 10)
+    report("browser-lists-the-camera", any("vbg" in label for label in r.get("labels", [])),
+           f"Chromium {browser.version()} lists {r.get('labels')}{' ' + r['error'] if 'error' in r else ''}")
+    report("browser-opens-it-after-idle", "open_ms" in r and r.get("first_frame_ms", 1e9) < 10000,
+           f"getUserMedia took {r.get('open_ms', float('nan')) / 1000:.1f} s, first frame after "
+           f"{r.get('first_frame_ms', float('nan')) / 1000:.1f} s (Chromium gives up after 10 s)")
+    report("browser-sees-the-person-over-the-colour", kind == "composite", f"its last frame was a {kind}")
+    report("browser-rate-advertised-is-delivered", advertised > 0 and 0.8 * advertised <= delivered <= 1.2 * advertised,
+           f"the track advertises {advertised:g} fps, {r.get('frames', 0)} frames came in {r.get('seconds', 10)} s "
+           f"({delivered:.1f} fps)")
+
+    first = Reader("opencv-first")
+    first.first("composite", timeout=120)
+    r = browser.call("vbg", seconds=5)
+    kept = first.first("composite", after=time.monotonic() - 5, timeout=20) is not None
+    first.close()
+    if one_reader:
+        said = vbg.wait_for("other apps are refused", 10, new_only=False)
+        report("browser-as-second-app-refused-and-said", "frames" not in r and kept and said,
+               f"Chromium: {r.get('error', 'got frames')}; OpenCV {'kept reading' if kept else 'stopped'}; vbg's status "
+               f"{'says' if said else 'does NOT say'} 'other apps are refused'")
+    else:
+        report("browser-and-opencv-at-once", r.get("frames", 0) > 0 and kept,
+               f"Chromium got {r.get('frames', 0)} frames in {r.get('seconds', 5)} s "
+               f"{r.get('error', '')}; OpenCV {'kept reading' if kept else 'stopped'}")
+
+
 def main() -> None:
     t_boot = time.monotonic()
-    subprocess.run(["modprobe", "v4l2loopback", "devices=2", "video_nr=0,10", "exclusive_caps=0,1",
-                    "card_label=webcam,vbg"], check=True)
-    version = subprocess.run(["modinfo", "-F", "version", "v4l2loopback"], capture_output=True, text=True).stdout.strip()
-    print(f"guest: kernel {os.uname().release}, v4l2loopback {version}", flush=True)
+    params = ["devices=2", "video_nr=0,10", "exclusive_caps=0,1", "card_label=webcam,vbg"]
+    module = os.environ.get("VBG_MODULE", "default")
+    if module == "default":  # the DKMS build installed for this kernel
+        subprocess.run(["modprobe", "v4l2loopback", *params], check=True)
+    else:  # one built by run.sh from another version's source
+        depends = subprocess.run(["modinfo", "-F", "depends", module], capture_output=True, text=True).stdout.strip()
+        for dep in filter(None, depends.split(",")):
+            subprocess.run(["modprobe", dep], check=True)
+        subprocess.run(["insmod", module, *params], check=True)
+    driver = loopback.driver_version()
+    print(f"guest: kernel {os.uname().release}, {loopback.version_text(driver)}", flush=True)
     report("loopback-loaded", caps(VCAM) == "output", f"{VCAM} advertises {caps(VCAM)}")
+    one_reader = loopback.one_reader(driver)
 
-    # The bug users hit: a writer that only write()s (ffmpeg here, pyvirtualcam before) leaves the device stuck.
+    # The bug users hit on 0.12: a writer that only write()s (ffmpeg here, pyvirtualcam before) leaves the
+    # device stuck; 0.13+ register such a writer themselves
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=640x480:r=5",
                     "-frames:v", "3", "-pix_fmt", "yuv420p", "-f", "v4l2", VCAM], timeout=120)
     stale = caps(VCAM)
-    report("write-only-writer-leaves-it-stuck", stale == "neither",
-           f"after ffmpeg's write()-based output exited, {VCAM} advertises {stale} (the v4l2loopback 0.12 bug)")
+    if loopback.registers_writers(driver):
+        report("write-only-writer-leaves-it-usable", stale == "output",
+               f"after ffmpeg's write()-based output exited, {VCAM} advertises {stale}")
+    else:
+        report("write-only-writer-leaves-it-stuck", stale == "neither",
+               f"after ffmpeg's write()-based output exited, {VCAM} advertises {stale} (the v4l2loopback 0.12 bug)")
 
     feeder = Feeder()
     run1 = Vbg()
     try:
         started = run1.wait_for("virtual camera", 240) or run1.wait_for("fps", 60)
         report("camera-opened", run1.wait_for("capturing from", 60, new_only=False), next((l for l in run1.lines if "capturing from" in l), ""))
-        report("run1-starts-on-a-stuck-device", started and run1.proc.poll() is None,
-               f"vbg reset {VCAM} and opened it ({time.monotonic() - t_boot:.0f} s after boot)")
+        report("run1-starts-on-a-stuck-device" if stale == "neither" else "run1-starts", started and run1.proc.poll() is None,
+               f"vbg {'reset ' + VCAM + ' and ' if stale == 'neither' else ''}opened it "
+               f"({time.monotonic() - t_boot:.0f} s after boot)")
         report("visible-before-first-frame", "capture" in caps(VCAM), f"{VCAM} advertises {caps(VCAM)} while vbg starts")
         idle = run1.wait_for("no readers (idle)", 120)
         report("idle-without-readers", idle, "status says idle" if idle else "never idled")
@@ -195,9 +294,12 @@ def main() -> None:
         a = Reader("opencv")
         t_first = a.first("composite", timeout=120)
         first_kind = a.kinds[0][1] if a.kinds else "none"
+        before = [text for t, text in a.cards if t_first is None or t < t_first]
         report("resume-when-an-app-opens", a.ok and t_first is not None,
                f"OpenCV opened it ({a.size[0]}x{a.size[1]}), first frame was a {first_kind}, first composite after "
                f"{(t_first - a.opened_at) if t_first else float('nan'):.1f} s")
+        report("only-the-starting-card-before-live-frames", set(before) <= {CARD_TEXTS[0]},
+               f"cards before the first composite: {', '.join(f'{n} x {t!r}' for t, n in _counts(before)) or 'none'}")
         if "composite" in a.last:
             cv2.imwrite(str(RESULTS / "run1_opencv.png"), a.last["composite"])
         frame = a.last.get("composite")
@@ -208,9 +310,15 @@ def main() -> None:
         seen = [classify(cv2.imread(str(p))) for p in sorted(RESULTS.glob("run1_ffmpeg_*.png"))]
         t0 = time.monotonic()
         kept = a.first("composite", after=t0, timeout=30)
-        report("two-readers-at-once", ok and "composite" in seen and kept is not None,
-               f"ffmpeg read {len(seen)} frames ({', '.join(seen)}); OpenCV "
-               f"{'kept reading' if kept else 'got no composite since: ' + recent(a, t0 - 20)} {err}")
+        first_kept = f"OpenCV {'kept reading' if kept else 'got no composite since: ' + recent(a, t0 - 20)}"
+        if one_reader:  # the driver refuses the second app: vbg must say so where the user looks
+            said = run1.wait_for("other apps are refused", 10, new_only=False)
+            report("second-reader-refused-and-said", not ok and not seen and kept is not None and said,
+                   f"ffmpeg {'was refused: ' + err if not ok else 'read ' + str(len(seen)) + ' frames'}; {first_kept}; "
+                   f"status {'says' if said else 'does NOT say'} 'other apps are refused'")
+        else:
+            report("two-readers-at-once", ok and "composite" in seen and kept is not None,
+                   f"ffmpeg read {len(seen)} frames ({', '.join(seen)}); {first_kept} {err}")
 
         feeder.stop()
         t_gone = time.monotonic()
@@ -241,12 +349,14 @@ def main() -> None:
     report("run1-exit", rc == 130 and after == "output", f"exit {rc}; then {VCAM} advertises {after}")
 
     for run, extra in ((2, ()), (3, ())):
-        if run == 3:  # the third run takes MJPG from the webcam, like most USB cameras give at 720p
+        if run == 3:  # the third run takes MJPG from the webcam, like most USB cameras give at 720p, damaged
             feeder.stop()
-            feeder = Feeder(mjpg=True)
+            feeder = Feeder(mjpg=True, clip=DAMAGED_CLIP)
         vbg = Vbg(*extra)
         try:
             up = vbg.wait_for("virtual camera", 240)
+            if run == 2:
+                browser_calls(vbg, one_reader)
             reader = Reader(f"run{run}")
             t_first = reader.first("composite", timeout=120)
             if "composite" in reader.last:
@@ -254,6 +364,12 @@ def main() -> None:
             reader.close()
         finally:
             rc = vbg.stop(signal.SIGKILL if run == 3 else signal.SIGINT)
+        if run == 3:
+            said = next((line for line in reversed(vbg.lines) if "damaged camera frames dropped" in line), "")
+            dropped = said.split("damaged camera frames dropped")[-1].strip() if said else "none"
+            kinds = {k for _, k in reader.kinds}
+            report("damaged-mjpg-frames-dropped", said != "" and kinds <= {"composite", "card"},
+                   f"vbg dropped {dropped} damaged frames; the reader saw {', '.join(sorted(kinds)) or 'nothing'}")
         after = caps(VCAM)
         how = "killed with SIGKILL" if run == 3 else f"exit {rc}"
         report(f"run{run}-same-device{'-mjpg-webcam' if run == 3 else ''}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vbg import loopback
 from vbg.pipeline import Pipeline
 
 CAMERA_WORDS = {"starting": "camera starting", "lost": "camera lost, reconnecting", "absent": "no camera found",
@@ -19,7 +20,10 @@ def virtual_camera_words(pipeline: Pipeline) -> str:
         return "virtual camera on"
     if readers == 0:
         return "virtual camera: no app is using it"
-    return f"virtual camera: in use by {readers} app{'s' * (readers != 1)}"
+    words = f"virtual camera: in use by {readers} app{'s' * (readers != 1)}"
+    if loopback.one_reader(getattr(vcam.camera, "driver", None)):
+        words += " (other apps are refused: v4l2loopback lets one app read at a time)"
+    return words
 
 
 def device_words(provider: str) -> str:
@@ -43,5 +47,7 @@ def status_text(pipeline: Pipeline) -> tuple[str, str]:
     line = f"{first} · {virtual_camera_words(p)} · {device_words(p.segmenter.provider)}"
     details = (f"stage medians (ms): {p.times.medians_text(' · ')}\nlatency {p.latency.median('latency'):.0f} ms "
                f"· dropped {p.capture_slot.dropped + p.composite_slot.dropped} · errors "
-               f"{p.counters.errors + p.vcam.errors}\n{p.segmenter.provider_note}\n{p.vcam.state()}")
+               f"{p.counters.errors + p.vcam.errors}"
+               + (f" · damaged camera frames dropped {p.capture.damaged}" if p.capture.damaged else "")
+               + f"\n{p.segmenter.provider_note}\n{p.vcam.state()}")
     return line, details

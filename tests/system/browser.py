@@ -1,0 +1,127 @@
+"""A browser as the call app: headless Chromium opens a camera by its label with getUserMedia, the way
+Meet, Teams and Zoom's web client do, and reports what it got.
+
+The page is served from 127.0.0.1 (a secure context, so getUserMedia is allowed) by a small HTTP server
+that also takes the page's result: the cameras listed, the time getUserMedia took, the track's settings
+(its advertised frame rate), the frames that arrived in `seconds` (MediaStreamTrackProcessor counts each
+one delivered) and one frame as PNG.
+
+    python tests/system/browser.py LABEL [SECONDS]   # prints the result as JSON
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EXTRA: list[str] = []  # more flags (a fake camera when trying the page without a real one)
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>vbg call</title><script>
+const out = {};
+async function main() {
+  try {  // labels are shown once camera access was granted
+    const any = await navigator.mediaDevices.getUserMedia({video: true});
+    any.getTracks().forEach(t => t.stop());
+  } catch (e) { out.first_error = e.name + ": " + e.message; }
+  const cams = (await navigator.mediaDevices.enumerateDevices()).filter(d => d.kind === "videoinput");
+  out.labels = cams.map(d => d.label);
+  const cam = cams.find(d => d.label.includes(LABEL));
+  if (!cam) return;
+  const t0 = performance.now();
+  const stream = await navigator.mediaDevices.getUserMedia(
+      {video: {deviceId: {exact: cam.deviceId}, width: {ideal: 640}, height: {ideal: 480}}});
+  out.open_ms = performance.now() - t0;
+  const track = stream.getVideoTracks()[0];
+  out.settings = track.getSettings();
+  const reader = new MediaStreamTrackProcessor({track}).readable.getReader();
+  let first = null, frames = 0, last = null;
+  const deadline = performance.now() + 1000 * (SECONDS + 30);
+  while (performance.now() < deadline) {
+    const {value, done} = await reader.read();
+    if (done) break;
+    const now = performance.now();
+    if (first === null) { first = now; out.first_frame_ms = now - t0; }
+    if (now - first <= 1000 * SECONDS) frames++;
+    if (last) last.close();
+    last = value;
+    if (now - first > 1000 * SECONDS) break;
+  }
+  out.frames = frames;
+  out.seconds = SECONDS;
+  if (last) {
+    const canvas = new OffscreenCanvas(last.displayWidth, last.displayHeight);
+    canvas.getContext("2d").drawImage(last, 0, 0);
+    const blob = await canvas.convertToBlob({type: "image/png"});
+    out.png = btoa(String.fromCharCode(...new Uint8Array(await blob.arrayBuffer())));
+    last.close();
+  }
+  track.stop();
+}
+main().catch(e => { out.error = e.name + ": " + e.message; }).finally(
+  () => fetch("/result", {method: "POST", body: JSON.stringify(out)}));
+</script>"""
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def version() -> str:
+    out = subprocess.run([chromium(), "--version"], capture_output=True, text=True).stdout.split()
+    return next((w for w in out if w[:1].isdigit()), "?")
+
+
+def call(label: str, seconds: float = 10, timeout: float = 300) -> dict:
+    """Runs the page in headless Chromium; the page's result, or {'error': ...}."""
+    result: dict = {}
+    done = threading.Event()
+    page = PAGE.replace("LABEL", json.dumps(label)).replace("SECONDS", str(seconds)).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def do_POST(self):
+            result.update(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+            done.set()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    profile = tempfile.mkdtemp(prefix="vbg-chromium")
+    proc = subprocess.Popen([chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                             "--no-first-run", "--use-fake-ui-for-media-stream", *EXTRA, f"--user-data-dir={profile}",
+                             f"http://127.0.0.1:{server.server_port}/"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not done.wait(timeout):
+            result.setdefault("error", f"no result from Chromium within {timeout:g} s")
+    finally:
+        proc.kill()
+        proc.wait()
+        server.shutdown()
+        shutil.rmtree(profile, ignore_errors=True)
+    return result
+
+
+def frame_png(result: dict) -> bytes | None:
+    return base64.b64decode(result["png"]) if result.get("png") else None
+
+
+if __name__ == "__main__":
+    r = call(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 10)
+    r.pop("png", None)
+    print(json.dumps(r, indent=1))
