@@ -24,10 +24,12 @@ import re
 import struct
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability), 104 bytes
 VIDIOC_STREAMON = 0x40045612  # _IOW('V', 18, int)
+VIDIOC_S_PARM = 0xC0CC5616  # _IOWR('V', 22, struct v4l2_streamparm), 204 bytes
 BUF_TYPE_VIDEO_OUTPUT = 2
 CAP_VIDEO_CAPTURE = 0x00000001
 CAP_VIDEO_OUTPUT = 0x00000002
@@ -115,6 +117,19 @@ def stream_on(fd: int) -> bool:
     """Registers `fd` as the device's writer (see the module's note). False if the driver refused."""
     try:
         fcntl.ioctl(fd, VIDIOC_STREAMON, struct.pack("<i", BUF_TYPE_VIDEO_OUTPUT))
+        return True
+    except OSError:
+        return False
+
+
+def set_frame_rate(fd: int, fps: float) -> bool:
+    """Makes the device advertise `fps` to readers (browsers report it as the track's rate). Without it
+    v4l2loopback advertises 30 whatever the writer sends. False if the driver refused."""
+    rate = Fraction(fps).limit_denominator(1001)
+    parm = bytearray(204)  # type, then v4l2_outputparm: capability, outputmode, timeperframe (n/d), ...
+    struct.pack_into("<IIIII", parm, 0, BUF_TYPE_VIDEO_OUTPUT, 0, 0, rate.denominator, rate.numerator)
+    try:
+        fcntl.ioctl(fd, VIDIOC_S_PARM, parm)
         return True
     except OSError:
         return False

@@ -85,6 +85,8 @@ class VirtualCamera:
                         self.device, loopback.version_text(self.driver))
         self._next_check = time.monotonic() + self.CHECK_EVERY_S
         self._fit = DeviceSize(self.width, self.height)
+        self.fps = fps
+        self._rate_told = self._fd is None
 
     def send(self, image: np.ndarray) -> None:
         if self._fd is not None and time.monotonic() >= self._next_check:
@@ -92,6 +94,11 @@ class VirtualCamera:
             if not os.path.exists(self.device) or loopback.is_gone(self._fd):
                 raise VbgError(f"{self.device} is gone")
         self._cam.send(self._fit(image))
+        if not self._rate_told:  # after the first frame: 0.15 takes it only from a writer that has written
+            self._rate_told = True
+            if not loopback.set_frame_rate(self._fd, self.fps):
+                log.warning("%s did not take the frame rate %g fps: call apps may expect another rate",
+                            self.device, self.fps)
 
     def watch_readers(self) -> ReaderWatcher:
         return ReaderWatcher(self.device).start()

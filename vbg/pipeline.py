@@ -114,6 +114,7 @@ class Pipeline:
             self.capture,
             threading.Thread(target=self._segment_loop, name="vbg-segment", daemon=True),
             threading.Thread(target=self._composite_loop, name="vbg-composite", daemon=True),
+            threading.Thread(target=self._pace_loop, name="vbg-vcam-pace", daemon=True),
         ]
         self.last_output: np.ndarray | None = None
         self._vcam_sent_at = 0.0
@@ -210,27 +211,21 @@ class Pipeline:
 
     def _composite_loop(self) -> None:
         last_out = time.monotonic()
-        # the virtual camera advertises the source's rate and call apps (browsers) expect frames at it, so
-        # when composites come slower the last frame is sent again
-        period = 1.0 / self.fps
         try:
             while True:
-                frame = self.composite_slot.get(timeout=min(0.25, period))
+                frame = self.composite_slot.get(timeout=0.25)
                 now = time.monotonic()
                 if frame is None:
                     if self.composite_slot.closed:
                         break
                     self._update_idle(now)
-                    with self._output_lock:  # the card said is the state's now, not before a pause
-                        text = self._card_text() if now - last_out > 0.5 else None
-                        if text:
-                            key = (text, self.settings.output.pause_image, self.settings.composite.background)
-                            self._send(self._card_for(key, text), card=True)
-                            last_out = now
-                        elif now - self._vcam_sent_at >= period and not self._idle and self.last_output is not None:
-                            self.vcam.send(self.last_output)
-                            self._vcam_sent_at = now
-                            self.counters.repeated += 1
+                    if now - last_out > 0.5:
+                        with self._output_lock:  # the card said is the state's now, not before a pause
+                            text = self._card_text()
+                            if text:
+                                key = (text, self.settings.output.pause_image, self.settings.composite.background)
+                                self._send(self._card_for(key, text), card=True)
+                                last_out = now
                     continue
                 try:
                     image = self.chain.compose(frame, need_alpha=self.alpha_dir is not None)
@@ -250,6 +245,24 @@ class Pipeline:
                 self._update_idle(now)
         finally:
             self.finished.set()
+
+    def _pace_loop(self) -> None:
+        """Keeps the virtual camera at the rate it advertises: call apps (browsers) take that rate as what
+        the camera delivers, so when no new frame came for a period the last one is sent again. Its own
+        thread, so a long composite never stalls it; the compositor's previous output stays intact while
+        the next is composed, and the lock keeps a pause's privacy image the last frame."""
+        period = 1.0 / self.fps
+        while not self._stop.is_set():
+            with self._output_lock:
+                now = time.monotonic()
+                due = self._vcam_sent_at + period
+                if now >= due:
+                    if not self._idle and self.last_output is not None and self.vcam.camera is not None:
+                        self.vcam.send(self.last_output)
+                        self.counters.repeated += 1
+                    self._vcam_sent_at = now
+                    due = now + period
+            self._stop.wait(max(0.002, due - time.monotonic()))
 
     def _card_text(self) -> str | None:
         """What the output says while no frames come, or None to keep the last frame."""

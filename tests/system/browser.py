@@ -58,7 +58,10 @@ async function main() {
     const canvas = new OffscreenCanvas(last.displayWidth, last.displayHeight);
     canvas.getContext("2d").drawImage(last, 0, 0);
     const blob = await canvas.convertToBlob({type: "image/png"});
-    out.png = btoa(String.fromCharCode(...new Uint8Array(await blob.arrayBuffer())));
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    out.png = btoa(text);
     last.close();
   }
   track.stop();
