@@ -61,3 +61,14 @@ def test_the_status_says_other_apps_are_refused_where_the_driver_refuses_them(dr
     sink = VirtualCameraSink((64, 48), 30, None, open_camera=lambda *a: OneReaderCamera(driver))
     assert ("other apps are refused" in sink.state()) == refused
     assert sink.state().startswith("vcam /dev/video10: 1 reader")
+
+
+def test_the_window_says_other_apps_are_refused_on_a_one_reader_driver():
+    from types import SimpleNamespace
+
+    from vbg.app.status import virtual_camera_words
+
+    for driver, refused in (((0, 15, 0), True), (None, False)):
+        sink = VirtualCameraSink((64, 48), 30, None, open_camera=lambda *a, d=driver: OneReaderCamera(d))
+        words = virtual_camera_words(SimpleNamespace(vcam=sink, settings=SimpleNamespace(output=SimpleNamespace(vcam=True))))
+        assert words.startswith("virtual camera: in use by 1 app") and ("other apps are refused" in words) == refused

@@ -35,6 +35,7 @@ log = logging.getLogger("vbg")
 
 POOL_FRAMES = 6  # capture + slot + segmentation + slot + compositor, and one spare
 IDLE_GRACE_S = 2.0
+IDLE_REPEAT_S = 1.0
 STARTING_TEXT = "vbg: starting camera"
 
 
@@ -251,18 +252,20 @@ class Pipeline:
         the camera delivers, so when no new frame came for a period the last one is sent again. Its own
         thread, so a long composite never stalls it; the compositor's previous output stays intact while
         the next is composed, and the lock keeps a pause's privacy image the last frame."""
-        period = 1.0 / self.fps
         while not self._stop.is_set():
             with self._output_lock:
+                # idle, the "starting" card once a second: an app that opens the device gets a frame at
+                # once, before vbg has even noticed it (Chromium gives up on a camera silent for 10 s)
+                period = IDLE_REPEAT_S if self._idle else 1.0 / self.fps
                 now = time.monotonic()
                 due = self._vcam_sent_at + period
                 if now >= due:
-                    if not self._idle and self.last_output is not None and self.vcam.camera is not None:
+                    if self.last_output is not None and self.vcam.camera is not None:
                         self.vcam.send(self.last_output)
                         self.counters.repeated += 1
                     self._vcam_sent_at = now
                     due = now + period
-            self._stop.wait(max(0.002, due - time.monotonic()))
+            self._stop.wait(max(0.002, min(due - time.monotonic(), 1.0 / self.fps)))
 
     def _card_text(self) -> str | None:
         """What the output says while no frames come, or None to keep the last frame."""

@@ -6,7 +6,7 @@ that also takes the page's result: the cameras listed, the time getUserMedia too
 (its advertised frame rate), the frames that arrived in `seconds` (MediaStreamTrackProcessor counts each
 one delivered) and one frame as PNG.
 
-    python tests/system/browser.py LABEL [SECONDS]   # prints the result as JSON
+    python tests/system/browser.py LABEL [SECONDS] [chromium|firefox]   # prints the result as JSON
 """
 
 from __future__ import annotations
@@ -39,49 +39,104 @@ async function main() {
   out.open_ms = performance.now() - t0;
   const track = stream.getVideoTracks()[0];
   out.settings = track.getSettings();
+  out.seconds = SECONDS;
+  const canvas = typeof MediaStreamTrackProcessor === "undefined" ? await countPlayed(stream, t0)
+                                                                   : await countDelivered(track, t0);
+  if (canvas) {
+    const blob = await canvas.convertToBlob({type: "image/png"});
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    out.png = btoa(text);
+  }
+  track.stop();
+}
+
+async function countDelivered(track, t0) {  // Chromium: every frame the track delivers
   const reader = new MediaStreamTrackProcessor({track}).readable.getReader();
-  let first = null, frames = 0, last = null;
+  let first = null, last = null;
+  out.frames = 0;
   const deadline = performance.now() + 1000 * (SECONDS + 30);
   while (performance.now() < deadline) {
     const {value, done} = await reader.read();
     if (done) break;
     const now = performance.now();
     if (first === null) { first = now; out.first_frame_ms = now - t0; }
-    if (now - first <= 1000 * SECONDS) frames++;
     if (last) last.close();
     last = value;
     if (now - first > 1000 * SECONDS) break;
+    out.frames++;
   }
-  out.frames = frames;
-  out.seconds = SECONDS;
-  if (last) {
-    const canvas = new OffscreenCanvas(last.displayWidth, last.displayHeight);
-    canvas.getContext("2d").drawImage(last, 0, 0);
-    const blob = await canvas.convertToBlob({type: "image/png"});
-    const bytes = new Uint8Array(await blob.arrayBuffer());
-    let text = "";
-    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-    out.png = btoa(text);
-    last.close();
-  }
-  track.stop();
+  if (!last) return null;
+  const canvas = new OffscreenCanvas(last.displayWidth, last.displayHeight);
+  canvas.getContext("2d").drawImage(last, 0, 0);
+  last.close();
+  return canvas;
+}
+
+async function countPlayed(stream, t0) {  // Firefox (no MediaStreamTrackProcessor): every frame played
+  const video = document.createElement("video");
+  video.muted = true;
+  video.srcObject = stream;
+  document.body.appendChild(video);
+  await video.play();
+  out.frames = 0;
+  await new Promise(done => {
+    let first = null;
+    const deadline = performance.now() + 1000 * (SECONDS + 30);
+    setTimeout(done, 1000 * (SECONDS + 30));
+    const tick = () => {
+      const now = performance.now();
+      if (first === null) { first = now; out.first_frame_ms = now - t0; }
+      if (now - first > 1000 * SECONDS || now > deadline) return done();
+      out.frames++;
+      video.requestVideoFrameCallback(tick);
+    };
+    video.requestVideoFrameCallback(tick);
+  });
+  const canvas = new OffscreenCanvas(video.videoWidth, video.videoHeight);
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  return canvas;
 }
 main().catch(e => { out.error = e.name + ": " + e.message; }).finally(
   () => fetch("/result", {method: "POST", body: JSON.stringify(out)}));
 </script>"""
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+FIREFOX_PREFS = """user_pref("media.navigator.permission.disabled", true);
+user_pref("media.webrtc.camera.allow-pipewire", false);
+user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("toolkit.telemetry.reportingpolicy.firstRun", false);
+user_pref("browser.aboutwelcome.enabled", false);
+"""
 
 
-def version() -> str:
-    out = subprocess.run([chromium(), "--version"], capture_output=True, text=True).stdout.split()
+def find(browser: str) -> str | None:
+    return (shutil.which("chromium") or shutil.which("chromium-browser") if browser == "chromium" else
+            shutil.which("firefox-esr") or shutil.which("firefox"))
+
+
+def version(browser: str = "chromium") -> str:
+    out = subprocess.run([find(browser), "--version"], capture_output=True, text=True).stdout.split()
     return next((w for w in out if w[:1].isdigit()), "?")
 
 
-def call(label: str, seconds: float = 10, timeout: float = 300) -> dict:
-    """Runs the page in headless Chromium; the page's result, or {'error': ...}."""
+def _command(browser: str, profile: str, url: str) -> list[str]:
+    if browser == "chromium":
+        return [find(browser), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--use-fake-ui-for-media-stream", *EXTRA, f"--user-data-dir={profile}", url]
+    with open(f"{profile}/user.js", "w") as prefs:
+        prefs.write(FIREFOX_PREFS + "".join(f"user_pref({name!r}, {value});\n".replace("'", '"')
+                                            for name, value in FIREFOX_EXTRA))
+    return [find(browser), "--headless", "--no-remote", "--profile", profile, url]
+
+
+FIREFOX_EXTRA: list[tuple[str, str]] = []  # more prefs (a fake camera when trying the page without a real one)
+
+
+def call(label: str, seconds: float = 10, timeout: float = 300, browser: str = "chromium") -> dict:
+    """Runs the page in headless Chromium or Firefox; the page's result, or {'error': ...}."""
     result: dict = {}
     done = threading.Event()
     page = PAGE.replace("LABEL", json.dumps(label)).replace("SECONDS", str(seconds)).encode()
@@ -105,13 +160,11 @@ def call(label: str, seconds: float = 10, timeout: float = 300) -> dict:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     profile = tempfile.mkdtemp(prefix="vbg-chromium")
-    proc = subprocess.Popen([chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                             "--no-first-run", "--use-fake-ui-for-media-stream", *EXTRA, f"--user-data-dir={profile}",
-                             f"http://127.0.0.1:{server.server_port}/"],
+    proc = subprocess.Popen(_command(browser, profile, f"http://127.0.0.1:{server.server_port}/"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if not done.wait(timeout):
-            result.setdefault("error", f"no result from Chromium within {timeout:g} s")
+            result.setdefault("error", f"no result from {browser} within {timeout:g} s")
     finally:
         proc.kill()
         proc.wait()
@@ -125,6 +178,7 @@ def frame_png(result: dict) -> bytes | None:
 
 
 if __name__ == "__main__":
-    r = call(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 10)
+    r = call(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 10,
+             browser=sys.argv[3] if len(sys.argv) > 3 else "chromium")
     r.pop("png", None)
     print(json.dumps(r, indent=1))

@@ -2,14 +2,14 @@
 # System test on a real Linux kernel: boots Debian's kernel under qemu (TCG: no KVM here) with the host's
 # root filesystem over 9p (read-only), loads v4l2loopback as a webcam and as vbg's virtual camera
 # (exclusive_caps=1), and runs tests/system/guest.py inside, which runs the installed vbg against real V4L2
-# devices and real readers (ffmpeg, OpenCV, Chromium where installed). One result line a scenario.
+# devices and real readers (ffmpeg, OpenCV, Chromium, and Firefox ESR where installed). One result line a scenario.
 #
 # It does so once for each v4l2loopback in use: 0.12.7 (Debian 12, Ubuntu 24.04: the DKMS build of
 # v4l2loopback-dkms) and 0.13.2 (bookworm-backports) and 0.15.0 (Debian 13, Fedora, Arch), both built here
 # for the test kernel from Debian's v4l2loopback-dkms sources (fetched with apt-get download).
 #
 #   sudo apt-get install qemu-system-x86 busybox-static cpio ffmpeg linux-image-amd64 linux-headers-amd64 \
-#        v4l2loopback-dkms chromium          # (what .ci/run installs)
+#        v4l2loopback-dkms chromium firefox-esr   # (what .ci/run installs)
 #   bash tests/system/run.sh [PYTHON]   # PYTHON: the interpreter with vbg installed (default: .venv/bin/python)
 #
 # Needs root (qemu's 9p export of / must read every file). Output: the guests' logs on stdout, frames read
