@@ -284,7 +284,7 @@ class CaptureThread(threading.Thread):
                 continue
             misses = self._attempts = 0
             self.last_frame_t = time.monotonic()
-            if image is not frame.image:  # the source changed size: adopt its buffer from now on
+            if image is not frame.image:  # a buffer of its own (MJPG decoded here, or a new size): adopt it
                 frame.image = image
                 shape = image.shape
             self.times.add("capture", (time.perf_counter() - t0) * 1e3)

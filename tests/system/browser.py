@@ -3,8 +3,8 @@ Meet, Teams and Zoom's web client do, and reports what it got.
 
 The page is served from 127.0.0.1 (a secure context, so getUserMedia is allowed) by a small HTTP server
 that also takes the page's result: the cameras listed, the time getUserMedia took, the track's settings
-(its advertised frame rate), the frames that arrived in `seconds` (MediaStreamTrackProcessor counts each
-one delivered) and one frame as PNG.
+(its advertised frame rate), the frames that arrived in `seconds` (Chromium: MediaStreamTrackProcessor
+counts each one delivered; Firefox: requestVideoFrameCallback, each one played) and one frame as PNG.
 
     python tests/system/browser.py LABEL [SECONDS] [chromium|firefox]   # prints the result as JSON
 """
@@ -25,11 +25,17 @@ EXTRA: list[str] = []  # more flags (a fake camera when trying the page without 
 PAGE = """<!doctype html><meta charset="utf-8"><title>vbg call</title><script>
 const out = {};
 async function main() {
-  try {  // labels are shown once camera access was granted
-    const any = await navigator.mediaDevices.getUserMedia({video: true});
-    any.getTracks().forEach(t => t.stop());
-  } catch (e) { out.first_error = e.name + ": " + e.message; }
-  const cams = (await navigator.mediaDevices.enumerateDevices()).filter(d => d.kind === "videoinput");
+  const cameras = async () => (await navigator.mediaDevices.enumerateDevices()).filter(d => d.kind === "videoinput");
+  let cams = await cameras();
+  out.primed = !cams.some(d => d.label);
+  if (out.primed) {  // labels are shown once camera access was granted: ask for any camera first
+    try {
+      const any = await navigator.mediaDevices.getUserMedia({video: true});
+      any.getTracks().forEach(t => t.stop());
+    } catch (e) { out.first_error = e.name + ": " + e.message; }
+    await new Promise(done => setTimeout(done, 2000));  // that camera (maybe vbg's webcam) released
+    cams = await cameras();
+  }
   out.labels = cams.map(d => d.label);
   const cam = cams.find(d => d.label.includes(LABEL));
   if (!cam) return;
@@ -56,7 +62,7 @@ async function countDelivered(track, t0) {  // Chromium: every frame the track d
   const reader = new MediaStreamTrackProcessor({track}).readable.getReader();
   let first = null, last = null;
   out.frames = 0;
-  const deadline = performance.now() + 1000 * (SECONDS + 30);
+  const deadline = performance.now() + 1000 * (Math.max(SECONDS, HOLD) + 30);
   while (performance.now() < deadline) {
     const {value, done} = await reader.read();
     if (done) break;
@@ -64,8 +70,8 @@ async function countDelivered(track, t0) {  // Chromium: every frame the track d
     if (first === null) { first = now; out.first_frame_ms = now - t0; }
     if (last) last.close();
     last = value;
-    if (now - first > 1000 * SECONDS) break;
-    out.frames++;
+    if (now - first > 1000 * Math.max(SECONDS, HOLD)) break;
+    if (now - first <= 1000 * SECONDS) out.frames++;
   }
   if (!last) return null;
   const canvas = new OffscreenCanvas(last.displayWidth, last.displayHeight);
@@ -83,13 +89,13 @@ async function countPlayed(stream, t0) {  // Firefox (no MediaStreamTrackProcess
   out.frames = 0;
   await new Promise(done => {
     let first = null;
-    const deadline = performance.now() + 1000 * (SECONDS + 30);
-    setTimeout(done, 1000 * (SECONDS + 30));
+    const deadline = performance.now() + 1000 * (Math.max(SECONDS, HOLD) + 30);
+    setTimeout(done, 1000 * (Math.max(SECONDS, HOLD) + 30));
     const tick = () => {
       const now = performance.now();
       if (first === null) { first = now; out.first_frame_ms = now - t0; }
-      if (now - first > 1000 * SECONDS || now > deadline) return done();
-      out.frames++;
+      if (now - first > 1000 * Math.max(SECONDS, HOLD) || now > deadline) return done();
+      if (now - first <= 1000 * SECONDS) out.frames++;
       video.requestVideoFrameCallback(tick);
     };
     video.requestVideoFrameCallback(tick);
@@ -135,11 +141,13 @@ def _command(browser: str, profile: str, url: str) -> list[str]:
 FIREFOX_EXTRA: list[tuple[str, str]] = []  # more prefs (a fake camera when trying the page without a real one)
 
 
-def call(label: str, seconds: float = 10, timeout: float = 300, browser: str = "chromium") -> dict:
-    """Runs the page in headless Chromium or Firefox; the page's result, or {'error': ...}."""
+def call(label: str, seconds: float = 10, timeout: float = 300, browser: str = "chromium", hold: float = 0) -> dict:
+    """Runs the page in headless Chromium or Firefox; the page's result, or {'error': ...}. Frames are
+    counted for `seconds` from the first; the frame returned is the one at `hold` seconds, if longer."""
     result: dict = {}
     done = threading.Event()
-    page = PAGE.replace("LABEL", json.dumps(label)).replace("SECONDS", str(seconds)).encode()
+    page = (PAGE.replace("LABEL", json.dumps(label)).replace("SECONDS", str(seconds)).replace("HOLD", str(hold))
+            .encode())
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):

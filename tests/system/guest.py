@@ -240,29 +240,35 @@ def browser_calls(vbg: Vbg, one_reader: bool) -> None:
 
 
 def browser_call(name: str) -> None:
-    r = browser.call("vbg", seconds=10, browser=name)
+    # the frame looked at is the one 40 s in: under TCG the first composite after idle takes up to 16 s
+    r = browser.call("vbg", seconds=10, browser=name, hold=40)
     png = browser.frame_png(r)
     kind = "none"
     if png:
         (RESULTS / f"{name}.png").write_bytes(png)
-        kind = classify(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR))
+        frame = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+        kind = classify(frame)
+        kind += f" ({card_text(frame)!r})" if kind == "card" else ""
     advertised = (r.get("settings") or {}).get("frameRate") or 0
     delivered = r.get("frames", 0) / r.get("seconds", 10)
     title = f"{name.capitalize()} {browser.version(name)}"
     first_s = r.get("first_frame_ms", float("nan")) / 1000
+    open_s = r.get("open_ms", float("nan")) / 1000
     report(f"{name}-lists-the-camera", any("vbg" in label for label in r.get("labels", [])),
-           f"{title} lists {r.get('labels')}{' ' + r['error'] if 'error' in r else ''}")
+           f"{title} lists {r.get('labels')}{' ' + r['error'] if 'error' in r else ''}"
+           f"{' (after asking for any camera: ' + r.get('first_error', 'granted') + ')' if r.get('primed') else ''}")
     report(f"{name}-sees-the-person-over-the-colour", kind == "composite", f"its last frame was a {kind}")
     if name == "chromium":
-        report("chromium-opens-it-after-idle", "open_ms" in r and first_s < 10,
-               f"getUserMedia took {r.get('open_ms', float('nan')) / 1000:.1f} s, first frame after {first_s:.1f} s "
-               "(Chromium gives up after 10 s)")
+        report("chromium-opens-it-after-idle", "open_ms" in r and first_s - open_s < 10,
+               f"getUserMedia took {open_s:.1f} s, the first frame came {first_s - open_s:.1f} s after it (Chromium "
+               "gives up on a camera that sends nothing for 10 s)")
         report("chromium-rate-advertised-is-delivered", advertised > 0 and 0.8 * advertised <= delivered <= 1.2 * advertised,
                f"the track advertises {advertised:g} fps, {r.get('frames', 0)} frames came in {r.get('seconds', 10)} s "
                f"({delivered:.1f} fps)")
     else:  # libwebrtc's V4L2 capture in Firefox guesses the rate (30 below 800 px wide) instead of asking the device
-        report("firefox-opens-it-after-idle", "open_ms" in r and first_s < 30,
-               f"getUserMedia took {r.get('open_ms', float('nan')) / 1000:.1f} s, first frame played after {first_s:.1f} s")
+        # (Firefox does not give up on a slow camera; under TCG its first played frame takes 10-25 s)
+        report("firefox-opens-it-after-idle", "open_ms" in r and first_s < 60,
+               f"getUserMedia took {open_s:.1f} s, the first frame played {first_s - open_s:.1f} s after it")
         report("firefox-plays-frames-at-the-devices-rate", delivered >= 0.5 * DEVICE_FPS,
                f"{r.get('frames', 0)} frames played in {r.get('seconds', 10)} s ({delivered:.1f} fps) of the "
                f"{DEVICE_FPS:g} fps the device advertises (Firefox's track says {advertised:g}: libwebrtc's guess)")
