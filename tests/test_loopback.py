@@ -72,3 +72,46 @@ def test_the_window_says_other_apps_are_refused_on_a_one_reader_driver():
         sink = VirtualCameraSink((64, 48), 30, None, open_camera=lambda *a, d=driver: OneReaderCamera(d))
         words = virtual_camera_words(SimpleNamespace(vcam=sink, settings=SimpleNamespace(output=SimpleNamespace(vcam=True))))
         assert words.startswith("virtual camera: in use by 1 app") and ("other apps are refused" in words) == refused
+
+
+def test_a_lost_loopback_webcam_nobody_writes_to_is_left_closed_so_its_writer_can_come_back(monkeypatch):
+    """v4l2loopback 0.13+ refuse a writer while a reader streams without one: vbg retrying such a webcam
+    in a loop kept its program (ffmpeg in the system test; OBS for users) from ever writing again."""
+    import time
+
+    from vbg.capture import CaptureThread, FrameSource
+    from vbg.frames import FramePool, LatestSlot
+    from vbg.settings import CaptureSettings
+    from vbg.timing import StageTimes
+
+    class SilentCamera(FrameSource):
+        """Stands in for an opened loopback webcam whose writer is gone (none here): no frame comes."""
+
+        def read(self, into):
+            time.sleep(0.01)
+            return None
+
+    opens, writer = [], []
+    monkeypatch.setattr(loopback.sys, "platform", "linux")
+    monkeypatch.setattr(loopback, "query", lambda path: loopback.DeviceState(path, loopback.LOOPBACK_DRIVER,
+                                                                            "webcam", True, True))
+    monkeypatch.setattr(loopback, "holders", lambda path: list(writer))
+    settings = CaptureSettings()
+    settings.camera = "/dev/video0"
+    capture = CaptureThread(settings, LatestSlot(), FramePool(2), StageTimes(),
+                            open_source=lambda s: opens.append(time.monotonic()) or SilentCamera())
+    capture.BACKOFF, capture.LOST_AFTER_S = (0.02,), 0.05
+    capture.start()
+    try:
+        time.sleep(1.0)
+        unfed = len(opens)
+        writer.append((123, "ffmpeg"))       # a program writes to it again
+        time.sleep(0.5)
+    finally:
+        capture.stop()
+        capture.join(5)
+    # each try takes about the same time, open or not: without a writer, SKIP_UNFED of every
+    # SKIP_UNFED + 1 leave it closed; with one, every try opens it
+    unfed_rate, fed_rate = unfed / 1.0, (len(opens) - unfed) / 0.5
+    assert unfed >= 2 and fed_rate >= 5
+    assert unfed_rate <= 0.6 * fed_rate, (unfed_rate, fed_rate)

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vbg import loopback
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
 from vbg.mjpg import MjpgDecoder
@@ -168,6 +169,7 @@ class CaptureThread(threading.Thread):
 
     BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)
     LOST_AFTER_S = 2.0
+    SKIP_UNFED = 4
 
     def __init__(self, settings: CaptureSettings, slot: LatestSlot, pool: FramePool, times: StageTimes,
                  source: FrameSource | None = None, open_source=open_source):
@@ -186,6 +188,7 @@ class CaptureThread(threading.Thread):
         self.damaged = 0  # damaged frames the camera sent, dropped
         self.failures = 0
         self._attempts = 0  # opens since the last frame, for the backoff
+        self._skipped = 0   # tries in a row that left an unfed loopback webcam closed
         self.last_frame_t = time.monotonic()
         self.description = source.description if source else ""
 
@@ -214,6 +217,11 @@ class CaptureThread(threading.Thread):
                     self.wanted.wait()
                     continue
                 if self._source is None:
+                    if self._unfed_loopback():
+                        self._set_state("lost", "the camera is a virtual (v4l2loopback) camera that no program "
+                                        "is writing to — waiting for one")
+                        self._back_off()
+                        continue
                     try:
                         self._source = self._open_source(self.settings)
                         self.description = self._source.description
@@ -238,6 +246,22 @@ class CaptureThread(threading.Thread):
         finally:
             self._close_source()
             self.slot.close()
+
+    def _unfed_loopback(self) -> bool:
+        """After a loss: whether the camera is a v4l2loopback device no other program has open. It is
+        left closed then (for up to `SKIP_UNFED` tries in a row: another user's writer is invisible in
+        /proc), because v4l2loopback 0.13+ refuse a writer while a reader streams without one, and
+        reading it would keep its program (OBS, a phone app) from ever coming back."""
+        node = camera_node(self.settings.camera) if not self.settings.input and self._attempts else None
+        if node is None or self._skipped >= self.SKIP_UNFED:
+            self._skipped = 0
+            return False
+        state = loopback.query(node)
+        if state is None or not state.is_loopback or loopback.holders(node):
+            self._skipped = 0
+            return False
+        self._skipped += 1
+        return True
 
     def _back_off(self) -> None:
         """Waits before the next attempt: longer each time until a frame comes."""
