@@ -50,9 +50,8 @@ def report(model_arg: str | None = None) -> str:
     cameras, loopbacks = video_devices()
     lines.append("cameras:")
     lines += [f"  {c}" for c in cameras] or ["  none found — plug in a webcam, or use `vbg run --input FILE`"]
-    version = loopback.driver_version() if loopback.loopback_devices() else None
-    lines.append("virtual camera devices" + (f" ({loopback.version_text(version)})" if loopback.loopback_devices()
-                                             else "") + ":")
+    driver = f" ({loopback.version_text(loopback.driver_version())})" if loopbacks else ""
+    lines.append(f"virtual camera devices{driver}:")
     if sys.platform.startswith("linux"):
         lines += [f"  {d}" for d in loopbacks] or [f"  none found — {loopback_fix()}"]
     else:
@@ -65,10 +64,9 @@ def report(model_arg: str | None = None) -> str:
     providers = ort.get_available_providers()
     lines.append(f"onnxruntime {ort.__version__} providers: {', '.join(providers)}")
     if CUDA in providers:
-        missing = cuda_library_missing(ort)
         if not nvidia_driver_present():
             lines.append("  CUDA: no NVIDIA driver found, so vbg uses the CPU")
-        elif missing:
+        elif missing := cuda_library_missing(ort):
             lines.append(f"  CUDA: NVIDIA driver found, but {missing} is missing, so vbg uses the CPU: "
                          "pip install 'vbg[cuda]' brings the CUDA and cuDNN libraries")
         else:
