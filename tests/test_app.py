@@ -420,7 +420,8 @@ def test_pause_shows_a_privacy_image_never_the_camera(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.pipeline.counters.cards > 0, timeout=5000)
     qtbot.waitUntil(lambda: window.pipeline.last_output is not None
                     and np.abs(window.pipeline.last_output.reshape(-1, 3) - (64, 54, 47)).max() == 0, timeout=5000)
-    assert window.pipeline.capture.message == "camera off: paused"        # not "no app is reading…"
+    # the capture thread closes the camera after pause() returns; the output was already the privacy image
+    qtbot.waitUntil(lambda: window.pipeline.capture.message == "camera off: paused", timeout=5000)  # not "no app is reading…"
     assert window.set_pause_image("black")
     qtbot.waitUntil(lambda: window.pipeline.last_output.max() == 0, timeout=5000)
     window.status_dict()
