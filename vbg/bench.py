@@ -13,11 +13,14 @@ import numpy as np
 from vbg.capture import FileSource
 from vbg.capture import open_video
 from vbg.chain import open_segmenter
+from vbg.errors import VbgError
+from vbg.kernels import KERNELS
 from vbg.pipeline import Pipeline
 from vbg.settings import Settings
 from vbg.timing import STAGES
 
 WARMUP_FRAMES = 15
+COMPILE_WAIT_S = 120  # the first compile on a slow machine; later runs load it from numba's cache
 
 
 def synthetic_clip(folder: Path, width: int, height: int, frames: int = 90, fps: float = 30.0) -> Path:
@@ -86,6 +89,13 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
         try:
             pipeline.start()
             pipeline.wait(frames=WARMUP_FRAMES)
+            wanted = settings.composite.compositor
+            if wanted != "opencv" and KERNELS.available and not KERNELS.wait(COMPILE_WAIT_S):
+                log(f"the compiled compositor is not ready after {COMPILE_WAIT_S} s; timing the OpenCV path")
+            if wanted == "compiled" and not KERNELS.ready.is_set():
+                raise VbgError(f"--compositor compiled: {KERNELS.error or 'not compiled in time'}")
+            pipeline.wait(frames=pipeline.counters.frames_out + 3)  # past frames composed while it compiled
+            paths0 = dict(pipeline.chain.compositor.frames_by_path)
             pipeline.times.reset()
             pipeline.latency.reset()
             start_frames = pipeline.counters.frames_out
@@ -95,6 +105,7 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
             pipeline.wait(frames=start_frames + frames)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             done = pipeline.counters.frames_out - start_frames
+            paths = {k: v - paths0[k] for k, v in pipeline.chain.compositor.frames_by_path.items()}
             model_share = min(1.0, (gate.runs - g0[1]) / max(1, gate.frames - g0[0]))
             head_share = (gate.head_runs - g0[2]) / max(1, gate.frames - g0[0])
         finally:
@@ -133,6 +144,10 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
         "paced_fps": paced_fps,
         "dropped": dropped,
         "background": settings.composite.background,
+        "compositor": "compiled" if paths["compiled"] >= paths["opencv"] else "opencv",
+        "composed_by": paths,  # frames each path composed while timed (the OpenCV path also serves what
+                               # the compiled one does not: erosion, feathering, a threshold, no refinement)
+        "compile_s": round(KERNELS.compile_s, 2) if KERNELS.compile_s is not None else None,
     }
 
 
@@ -174,7 +189,7 @@ def run_reference(model_path: str, clip: str | None, size: tuple[int, int] | Non
 
 def format_report(r: dict) -> str:
     lines = [f"vbg bench: {r['input']} {r['size']}, {r['frames']} frames, {r['provider']} "
-             f"({r['threads']} thread(s)), background {r['background']}"
+             f"({r['threads']} thread(s)), background {r['background']}, {r['compositor']} compositor"
              + (f", paced at {r['paced_fps']:g} fps" if r["paced_fps"] else ", unthrottled"),
              f"  fps                {r['fps']:8.1f}",
              f"  CPU s/frame        {r['cpu_s_per_frame'] * 1e3:8.2f} ms  ({r['cpu_ratio_to_model']}x the bare model's "

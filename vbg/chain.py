@@ -45,7 +45,8 @@ class MatteChain:
         self.times = times or StageTimes()
         self.smoother = smoother or MaskSmoother(settings.smooth.strength)
         self.edge_hold = EdgeHold()
-        self.compositor = Compositor(settings.composite, background or parse_background("none"), hold=self.edge_hold)
+        self.compositor = Compositor(settings.composite, background or parse_background("none"), hold=self.edge_hold,
+                                     compositor=settings.composite.compositor)
         self.gate = InferenceGate()  # whether the model runs on a frame, and on which view (set by update)
         self.focus = HeadFocus()
         self._full: np.ndarray | None = None   # the model's last view of the whole frame
@@ -62,6 +63,7 @@ class MatteChain:
         self.smoother.strength = settings.smooth.strength
         self.focus.enabled = settings.segment.focus == "head"
         self.compositor.mirror = settings.composite.mirror
+        self.compositor.compositor = settings.composite.compositor
         self._set_edge(self.compositor.upcoming_background)
 
     def _set_edge(self, background: Background) -> None:
@@ -158,6 +160,7 @@ class MatteChain:
         """Both halves on one frame: (alpha, composite or None when the background is passthrough)."""
         frame = self._offline
         frame.image = image
+        self.compositor.one_path = True
         self.segment(frame)
         out = self.compose(frame, need_alpha=True)
         return self.alpha, None if isinstance(self.background, Passthrough) else out

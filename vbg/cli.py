@@ -11,7 +11,7 @@ import sys
 
 from vbg import __version__
 from vbg.errors import VbgError
-from vbg.settings import (EDGE_PRESETS, VCAM_BACKENDS, Settings, apply_edge_preset, check_pause_image,
+from vbg.settings import (COMPOSITORS, EDGE_PRESETS, VCAM_BACKENDS, Settings, apply_edge_preset, check_pause_image,
                           parse_positive, parse_size)
 
 log = logging.getLogger("vbg")
@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--background", "-b", default="blur", metavar="SPEC",
                        help="blur[:1-100] (default), color:#RRGGBB, none, or an image or video file")
     bench.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    bench.add_argument("--compositor", choices=COMPOSITORS, default="auto",
+                       help="compiled: the one-pass compiled compositor (timed once it is compiled); opencv: the "
+                       "OpenCV path it falls back to; auto (default): compiled where numba is installed")
     bench.add_argument("--reference", metavar="MEDIAPIPE_ONNX",
                        help="also time an lfbw-style pipeline (MediaPipe selfie model, float blend) on the same "
                        "clip, for scale")
@@ -255,6 +258,7 @@ FLAGS = {
     "no_refine": ("composite", "refine", "not"), "threshold": ("composite", "threshold", None),
     "erode": ("composite", "erode", None), "feather": ("composite", "feather", None),
     "background": ("composite", "background", None), "mirror": ("composite", "mirror", None),
+    "compositor": ("composite", "compositor", None),
     "no_vcam": ("output", "vcam", "not"), "vcam_device": ("output", "vcam_device", None),
     "vcam_backend": ("output", "vcam_backend", None),
     "record": ("output", "record", None), "pause_image": ("output", "pause_image", None), "always_on": ("output", "idle_when_unwatched", "not"),
@@ -330,6 +334,12 @@ def cmd_bench(args) -> int:
     if args.reference and not os.path.isfile(args.reference):
         raise VbgError(f"reference model {args.reference} does not exist (the MediaPipe selfie ONNX, e.g. "
                        "../shared/peers/mp_selfie_segmentation_landscape_144x256.onnx)")
+    if args.compositor == "compiled":
+        from vbg.kernels import KERNELS
+
+        if not KERNELS.available:
+            raise VbgError("--compositor compiled needs numba (pip install numba); without it vbg composites "
+                           "with OpenCV")
     result = run_bench(settings_from_args(args), args.input, args.size, args.frames, paced_fps=args.paced,
                        log=lambda m: print(f"vbg: {m}", file=sys.stderr))
     if args.reference:

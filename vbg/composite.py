@@ -5,14 +5,21 @@ own colour pasted at it. The blend is done in 8-bit with preallocated buffers.
 
 from __future__ import annotations
 
+import logging
+
 import cv2
 import numpy as np
 
 from vbg.backgrounds import Background, Passthrough
+from vbg.kernels import KERNELS, SOFT
 from vbg.refine import EdgeRefiner
 from vbg.regions import EDGE, PERSON, ROOM, Region
 from vbg.settings import CompositeSettings
 from vbg.smooth import EdgeHold
+
+
+log = logging.getLogger(__name__)
+_NO_COLOURS = np.zeros((1, 1, 3), np.uint8)  # the local colours' place when the edge keeps the camera's
 
 
 class Compositor:
@@ -22,11 +29,17 @@ class Compositor:
     Region by region (vbg/regions.py): the room and the person are copies, and only the edge band is
     refined and blended (with `decontaminate`, with the person's own colour at the edge)."""
 
-    SOFT = (12, 243)  # nearer 0 or 1 the pasted colour hardly shows: left as the camera's
+    SOFT = SOFT  # nearer 0 or 1 the pasted colour hardly shows: left as the camera's
 
     def __init__(self, matte: CompositeSettings, background: Background, mirror: bool = False,
-                 hold: EdgeHold | None = None):
+                 hold: EdgeHold | None = None, compositor: str = "auto"):
         self.refiner = EdgeRefiner(matte, hold)
+        self.compositor = compositor  # settings.COMPOSITORS: which path does the edge band
+        self.kernels = KERNELS
+        # every frame on one path: wait for the compile instead of starting on OpenCV (offline renders,
+        # lossless test runs, whose output must not depend on how fast the machine compiled)
+        self.one_path = False
+        self.frames_by_path = {"compiled": 0, "opencv": 0}
         self.background = background
         self.mirror = mirror
         self._next_background: Background | None = None
@@ -45,6 +58,8 @@ class Compositor:
             self._estimate_buffers = None  # the colour estimate's, made on its first use
             # two outputs, so the previous one stays valid while the next is composed (preview, vcam)
             self._outputs = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
+            # the compiled pass's rows: the filter's value, and the alpha per channel
+            self._trow, self._row3 = np.empty(shape[1], np.float32), np.empty(3 * shape[1], np.uint8)
             self._shape = shape
 
     def _decontaminate(self, image: np.ndarray, region: Region, alpha: np.ndarray, alpha3: np.ndarray,
@@ -53,12 +68,8 @@ class Compositor:
         room (the halo of the old wall, the colour fringe): blur-fusion foreground estimation (Germer et
         al., 2021), F = F^ + a (I - a F^ - (1 - a) B^), with the local colours F^ and B^ from the grid.
         Writes F a into `fg` where 0 < alpha < 1 (and F into the kept colour, offline)."""
-        if self._estimate_buffers is None:
-            shape = self._shape
-            self._estimate_buffers = (np.empty(shape[:2], np.uint8), np.empty(shape, np.uint8),
-                                      np.empty(shape, np.int16), np.empty(shape, np.int16),
-                                      np.empty(shape, np.uint8), np.empty(shape, np.uint8))
-        soft_buffer, paste_buffer, est_buffer, tmp_buffer, f_buffer, b_buffer = self._estimate_buffers
+        soft_buffer, paste_buffer, est_buffer, tmp_buffer, f_buffer, b_buffer = \
+            self._estimate_buffers or self._colour_buffers()
         y0, y1, x0, x1 = region.pixels
         rh, rw = y1 - y0, x1 - x0
         soft = soft_buffer[:rh, :rw]
@@ -87,6 +98,13 @@ class Compositor:
             cv2.copyTo(paste, soft, self._colour[y0:y1, x0:x1])
         cv2.multiply(paste, alpha3, paste, 1.0 / 255.0)
         cv2.copyTo(paste, soft, fg)
+
+    def _colour_buffers(self) -> tuple[np.ndarray, ...]:
+        shape = self._shape
+        self._estimate_buffers = (np.empty(shape[:2], np.uint8), np.empty(shape, np.uint8),
+                                  np.empty(shape, np.int16), np.empty(shape, np.int16),
+                                  np.empty(shape, np.uint8), np.empty(shape, np.uint8))
+        return self._estimate_buffers
 
     @property
     def foreground(self) -> np.ndarray | None:
@@ -143,14 +161,54 @@ class Compositor:
                 y0, y1, x0, x1 = region.pixels
                 self._blend_region(image, bg, alpha[y0:y1, x0:x1], region, out, colours)
         else:
+            compiled = self._compiled(image, bg)
+            self.frames_by_path["compiled" if compiled else "opencv"] += 1
             for region in regions:
-                self._blend_region(image, bg, refiner.refine(image, region), region, out, colours)
+                if compiled and region.kind == EDGE:
+                    self._edge_compiled(image, bg, region, out, colours)
+                else:
+                    self._blend_region(image, bg, refiner.refine(image, region), region, out, colours)
             refiner.finish()
         if self.mirror:
             flipped = self._next_output()
             cv2.flip(out, 1, dst=flipped)
             return flipped
         return out
+
+    def _compiled(self, image: np.ndarray, bg: np.ndarray) -> bool:
+        """Whether the compiled pass does this frame's edge band: chosen, compiled, and able to do what
+        the settings ask (a refined edge; offline, the OpenCV path keeps the cut-out's colour)."""
+        kernels = self.kernels
+        if self.compositor == "opencv" or not kernels.available:
+            return False
+        if self.one_path:
+            kernels.wait()
+        else:
+            kernels.start()
+        return (kernels.ready.is_set() and self.refiner.refines and self._colour is None
+                and image.flags.c_contiguous and bg.flags.c_contiguous and bg.shape == image.shape)
+
+    def _edge_compiled(self, image, bg, region: Region, out, colours) -> None:
+        refiner = self.refiner
+        terms = refiner.terms(image, region)
+        hold = refiner.hold
+        if hold.active:
+            gray, prev_gray, keep, motion, trail = hold.pass_params()
+        else:
+            gray = prev_gray = refiner.alpha  # not read: nothing is kept
+            keep, motion, trail = 0.0, 0, 0
+        person, room = colours if colours is not None else (_NO_COLOURS, _NO_COLOURS)
+        try:
+            self.kernels.edge_pass(*region.pixels, terms.a, terms.guide, terms.b, terms.cap, gray, prev_gray,
+                                   refiner.alpha, image, bg, out, self._trow, self._row3, np.float32(keep),
+                                   np.int32(motion), np.int32(trail), colours is not None, person, room,
+                                   *refiner.mapping.taps)
+        except TypeError as e:  # refused before it touched a pixel: never compiled on a frame's time
+            log.warning("the compiled compositor does not take this frame (%s); compositing with OpenCV", e)
+            self.compositor = "opencv"
+            self._blend_region(image, bg, refiner.refine(image, region), region, out, colours)
+            return
+        refiner.held(region)
 
     def _next_output(self) -> np.ndarray:
         self._turn ^= 1

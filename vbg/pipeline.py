@@ -75,6 +75,7 @@ class Pipeline:
         out = settings.output
         self.chain = MatteChain(settings, self.segmenter, parse_background(settings.composite.background, live=True),
                                 times=self.times)
+        self.chain.compositor.one_path = lossless  # a lossless run is compared with offline renders
         self.alpha_dir = Path(alpha_dir) if alpha_dir else None
         if self.alpha_dir is not None:
             try:

@@ -11,6 +11,8 @@ grid holds still (`SteadyGrid`). Buffers are allocated once per frame size.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -142,6 +144,15 @@ class SteadyGrid:
         return False
 
 
+class EdgeTerms(NamedTuple):
+    """An edge rectangle's filter, upsampled: alpha*255 = a . guide + b, at most `cap`. Frame-sized
+    buffers, valid over the rectangle."""
+    a: np.ndarray       # float32 (h, w, 1 or 3): 1 channel with the grey guide, 3 with the colour guide
+    guide: np.ndarray   # uint8 (h, w, 1 or 3): the frame through a 3x3 box
+    b: np.ndarray       # float32 (h, w)
+    cap: np.ndarray     # uint8 (h, w)
+
+
 class EdgeRefiner:
     """Mask-grid probability -> full-resolution 8-bit alpha, steadied over time by `hold`
     (vbg/smooth.py's EdgeHold, with the temporal smoothing it belongs to).
@@ -201,7 +212,7 @@ class EdgeRefiner:
             self._post = None
             self._new = np.empty(shape, np.uint8)
             self._gray = np.empty(shape, np.uint8)
-            self._guide = np.empty((h + 2, w + 2, 3), np.uint8)  # with a 1-pixel margin for its blur
+            self._guide = np.empty((h, w, 3), np.uint8)  # the colour guide, rectangle by rectangle
             self._A, self._B, self._T = (np.empty(shape, np.float32) for _ in range(3))
             self._A3, self._T3 = np.empty(shape + (3,), np.float32), np.empty(shape + (3,), np.float32)
             self._mark, self._capup = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
@@ -214,6 +225,11 @@ class EdgeRefiner:
     @property
     def mapping(self) -> GridToFrame:
         return self._mapping
+
+    @property
+    def refines(self) -> bool:
+        """This frame's edge is the guided filter's (not the plain upsampled mask), after `prepare`."""
+        return self._a is not None
 
     @property
     def post_processed(self) -> bool:
@@ -363,27 +379,21 @@ class EdgeRefiner:
                 cy0, cy1, cx0, cx1 = region.cells
                 self._shown[cy0:cy1, cx0:cx1] = region.kind
             return out
-        m = self._mapping
-        B = m.upsample(self._b, region, self._B)
         if self._a is None:
+            B = self._mapping.upsample(self._b, region, self._B)
             cv2.convertScaleAbs(B, out)  # b >= 0 here: the plain bilinear mask
             return out
+        terms = self.terms(image, region)
         rh, rw = y1 - y0, x1 - x0
         new, T = self._new[:rh, :rw], self._T[:rh, :rw]
-        if self._a.ndim == 3:
-            # the colour guide through the same 3x3 box, with its real neighbours (a pixel of margin)
-            h, w = image.shape[:2]
-            ey0, ey1, ex0, ex1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
-            guide = self._guide[:ey1 - ey0, :ex1 - ex0]
-            cv2.blur(image[ey0:ey1, ex0:ex1], (3, 3), dst=guide)
-            guide = guide[y0 - ey0:y0 - ey0 + rh, x0 - ex0:x0 - ex0 + rw]
-            A, T3 = m.upsample(self._a, region, self._A3), self._T3[:rh, :rw]
-            cv2.multiply(guide, A, T3, dtype=cv2.CV_32F)
+        inside = (slice(y0, y1), slice(x0, x1))
+        B, cap = terms.b[inside], terms.cap[inside]
+        if terms.a.shape[2] == 3:
+            T3 = self._T3[:rh, :rw]
+            cv2.multiply(terms.guide[inside], terms.a[inside], T3, dtype=cv2.CV_32F)
             cv2.transform(T3, _SUM3, T)
         else:
-            A = m.upsample(self._ga, region, self._A)
-            cv2.multiply(self._frame_gray[y0:y1, x0:x1], A, T, dtype=cv2.CV_32F)
-        cap = m.upsample(self._cap, region, self._capup)
+            cv2.multiply(self._frame_gray[inside], self._A[inside], T, dtype=cv2.CV_32F)
         if self.hold.active:
             cv2.add(T, B, new, dtype=cv2.CV_8U)
             cv2.min(new, cap, new)
@@ -391,6 +401,32 @@ class EdgeRefiner:
         else:
             cv2.add(T, B, out, dtype=cv2.CV_8U)
             cv2.min(out, cap, out)
+        if self._track:
+            self._track_shown(out, region)
+        return out
+
+    def terms(self, image: np.ndarray, region: Region) -> EdgeTerms:
+        """The edge filter over an EDGE `region`, upsampled to the frame (after `prepare`, with refinement)."""
+        m = self._mapping
+        m.upsample(self._b, region, self._B)
+        m.upsample(self._cap, region, self._capup)
+        if self._a.ndim == 2:
+            m.upsample(self._ga, region, self._A)
+            return EdgeTerms(self._A[:, :, None], self._frame_gray[:, :, None], self._B, self._capup)
+        # the colour guide through the same 3x3 box, with its real neighbours (a pixel of margin, written
+        # over a neighbour's place in the buffer: each rectangle's terms are used before the next's)
+        y0, y1, x0, x1 = region.pixels
+        h, w = image.shape[:2]
+        ey0, ey1, ex0, ex1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
+        cv2.blur(image[ey0:ey1, ex0:ex1], (3, 3), dst=self._guide[ey0:ey1, ex0:ex1])
+        m.upsample(self._a, region, self._A3)
+        return EdgeTerms(self._A3, self._guide, self._B, self._capup)
+
+    def held(self, region: Region) -> np.ndarray:
+        """After the compiled pass filled `alpha` over an EDGE `region`: notes the cells it shows for the
+        next frame's plan (what `refine` does itself). Returns the region's alpha."""
+        y0, y1, x0, x1 = region.pixels
+        out = self._held_alpha[y0:y1, x0:x1]
         if self._track:
             self._track_shown(out, region)
         return out

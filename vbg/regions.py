@@ -36,6 +36,16 @@ class GridToFrame:
     def __init__(self, grid: tuple[int, int], frame: tuple[int, int]):
         self.grid, self.frame = grid, frame
         self.period = (grid[0] // gcd(grid[0], frame[0]), grid[1] // gcd(grid[1], frame[1]))
+        self._taps = None
+
+    @property
+    def taps(self) -> tuple[np.ndarray, ...]:
+        """Where each row, then each column, takes its value from (vbg/kernels.py's bilinear_taps)."""
+        if self._taps is None:
+            from vbg.kernels import bilinear_taps
+            self._taps = bilinear_taps(self.grid[0], self.frame[0], rows=True) + \
+                bilinear_taps(self.grid[1], self.frame[1], rows=False)
+        return self._taps
 
     def pixel_y(self, cell_row: int) -> int:
         return cell_row * self.frame[0] // self.grid[0]
@@ -54,16 +64,16 @@ class GridToFrame:
                       (self.pixel_y(cy0), self.pixel_y(cy1), self.pixel_x(cx0), self.pixel_x(cx1)))
 
     def upsample(self, plane: np.ndarray, region: Region, scratch: np.ndarray) -> np.ndarray:
-        """`plane` (grid-sized) upsampled over `region`: a view into `scratch` (frame-sized)."""
+        """`plane` (grid-sized) upsampled over `region`, in place in `scratch` (frame-sized): returns the
+        region's view. The margin around it is written too, with the values a whole-frame resize gives."""
         (gh, gw), (py, px) = self.grid, self.period
         cy0, cy1, cx0, cx1 = region.cells
         by0, by1, bx0, bx1 = max(0, cy0 - py), min(gh, cy1 + py), max(0, cx0 - px), min(gw, cx1 + px)
-        h, w = self.pixel_y(by1) - self.pixel_y(by0), self.pixel_x(bx1) - self.pixel_x(bx0)
-        out = scratch[:h, :w]
-        cv2.resize(plane[by0:by1, bx0:bx1], (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
+        top, left = self.pixel_y(by0), self.pixel_x(bx0)
+        out = scratch[top:self.pixel_y(by1), left:self.pixel_x(bx1)]
+        cv2.resize(plane[by0:by1, bx0:bx1], out.shape[1::-1], dst=out, interpolation=cv2.INTER_LINEAR)
         y0, y1, x0, x1 = region.pixels
-        oy, ox = y0 - self.pixel_y(by0), x0 - self.pixel_x(bx0)
-        return out[oy:oy + y1 - y0, ox:ox + x1 - x0]
+        return scratch[y0:y1, x0:x1]
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -45,6 +45,9 @@ def _saved(section) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(section) if f.metadata.get("saved", True)]
 
 
+COMPOSITORS = ("auto", "compiled", "opencv")
+
+
 @dataclass
 class SmoothSettings:
     strength: float = 0.9                  # hold on the mask grid where the image is still; 0 = all smoothing off
@@ -70,6 +73,9 @@ class CompositeSettings:
     feather: int = 0                       # soften the edge by this many full-size pixels
     background: str = "blur"               # blur[:1-100], color:#RRGGBB, none, or an image or video file
     mirror: bool = False
+    # which path composes: "compiled" (vbg/kernels.py, once compiled), "opencv", or "auto" (compiled when
+    # numba is there); a choice for `vbg bench`, never saved
+    compositor: str = field(default="auto", metadata={"saved": False})
 
 
 @dataclass

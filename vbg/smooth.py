@@ -171,15 +171,26 @@ class EdgeHold:
         sigma = float(median) / 0.674  # the median of |N(0, s)| is 0.674 s
         self.noise = sigma if self.noise == 0.0 else 0.7 * self.noise + 0.3 * sigma
 
+    def slack_table(self) -> np.ndarray:
+        """This frame's grey change -> how far the held alpha may stay from the new one (0 where it is
+        motion), a 256-entry table; the noise is measured on its first call in a frame."""
+        if not self._measured:
+            self._measure_noise()
+            self._slack_of.fill(self.TRAIL_LEVELS)
+            self._slack_of[math.ceil(self.levels):] = 0
+        return self._slack_of
+
+    def pass_params(self) -> tuple[np.ndarray, np.ndarray, float, int, int]:
+        """The hold as the compiled edge pass takes it (vbg/kernels.py), while `active`: this frame's grey
+        and the last's, the share of the old alpha kept, the grey change that is motion, the trail."""
+        self.slack_table()
+        return self._gray, self._prev_gray, self.strength, math.ceil(self.levels), self.TRAIL_LEVELS
+
     def __call__(self, alpha: np.ndarray, previous: np.ndarray, pixels: tuple[int, int, int, int]) -> None:
         """Steadies the new `alpha` (uint8) of the rectangle `pixels` into `previous`, last frame's
         alpha there: still pixels keep `strength` of it, but no further than `TRAIL_LEVELS` from the
         new value; moving ones take the new value."""
-        if not self._measured:
-            self._measure_noise()
-            # grey change -> how far the held alpha may stay from the new one: 0 where it is motion
-            self._slack_of.fill(self.TRAIL_LEVELS)
-            self._slack_of[math.ceil(self.levels):] = 0
+        self.slack_table()
         y0, y1, x0, x1 = pixels
         h, w = alpha.shape
         slack, bound = self._slack[:h, :w], self._bound[:h, :w]

@@ -1,0 +1,129 @@
+"""The compiled edge pass (vbg/kernels.py) against the OpenCV path it replaces, on real frames and the
+real model's masks; and that compiling never holds up a frame."""
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import CLIP_720P
+from vbg import kernels
+from vbg.backgrounds import SolidColor, parse_background
+from vbg.chain import MatteChain
+from vbg.composite import Compositor
+from vbg.frames import Frame
+from vbg.kernels import KERNELS, CompiledKernels
+from vbg.settings import CompositeSettings, Settings, apply_edge_preset
+from vbg.smooth import EdgeHold
+
+pytestmark = pytest.mark.skipif(not KERNELS.available, reason="needs numba (a dependency of vbg where it has wheels)")
+
+
+def _masks(segmenter, size, preset, frames=12):
+    settings = Settings()
+    apply_edge_preset(settings, preset)
+    chain = MatteChain(settings, segmenter, SolidColor((240, 240, 240)))
+    cap = cv2.VideoCapture(str(CLIP_720P))
+    out = []
+    for _ in range(frames):
+        ok, image = cap.read()
+        assert ok
+        frame = Frame()
+        frame.image = np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        chain.segment(frame)
+        out.append((frame.image, frame.buffers["small"].copy(), frame.buffers["mask"].copy()))
+    return chain.compositor.refiner.settings, settings.smooth.edge_hold, out
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("preset", ["standard", "fine"])
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (640, 480)])
+def test_the_compiled_pass_gives_the_opencv_paths_alpha_and_output(segmenter, preset, size):
+    """Frame after frame with the edge hold on, so that a difference would also carry over. The alpha
+    may differ by a level (float rounding of the filter's value); where the alphas agree, the output
+    is the same within a level (where they do not, the person's own colour may start a level later)."""
+    assert KERNELS.wait(300), KERNELS.error
+    matte, hold, masks = _masks(segmenter, size, preset)
+    background = parse_background("blur") if preset == "standard" else SolidColor((30, 200, 90))
+    runs = {}
+    for path in ("opencv", "compiled"):
+        comp = Compositor(matte, background, hold=EdgeHold(hold), compositor=path)
+        runs[path] = [(comp.compose(*m).copy(), comp.refiner.alpha.copy()) for m in masks]
+        assert comp.frames_by_path[path] == len(masks)
+    soft = 0
+    for (out_o, alpha_o), (out_c, alpha_c) in zip(runs["opencv"], runs["compiled"]):
+        alpha_diff = np.abs(alpha_o.astype(int) - alpha_c)
+        assert alpha_diff.max() <= 1
+        assert (alpha_diff > 0).mean() < 0.01
+        same = alpha_diff == 0
+        assert np.abs(out_o.astype(int) - out_c)[same].max() <= 1
+        soft += ((alpha_c > 0) & (alpha_c < 255)).sum()
+    assert soft > 0.005 * len(masks) * size[0] * size[1]  # a real soft edge was composed
+
+
+@pytest.mark.integration
+def test_frames_compose_with_opencv_while_the_pass_compiles_then_with_it(segmenter, monkeypatch):
+    """Compiling takes seconds (the first run, without numba's cache): no frame waits for it."""
+    matte, hold, masks = _masks(segmenter, (640, 480), "standard", frames=6)
+    release = threading.Event()
+    slow = CompiledKernels()
+    real_compile = slow._compile
+    monkeypatch.setattr(slow, "_compile", lambda: (release.wait(30), real_compile()))
+    comp = Compositor(matte, SolidColor((0, 0, 0)), hold=EdgeHold(hold), compositor="auto")
+    comp.kernels = slow
+    for m in masks[:3]:
+        comp.compose(*m)
+    assert comp.frames_by_path == {"compiled": 0, "opencv": 3}
+    release.set()
+    assert slow.wait(300), slow.error
+    for m in masks[3:]:
+        comp.compose(*m)
+    assert comp.frames_by_path == {"compiled": 3, "opencv": 3}
+
+
+def test_without_numba_the_opencv_path_composes(monkeypatch):
+    missing = CompiledKernels()
+    missing.available, missing.error = False, "numba is not installed"
+    image = np.full((144, 256, 3), 100, np.uint8)
+    mask = np.zeros((144, 256), np.float32)
+    mask[40:, 80:180] = 1.0
+    comp = Compositor(CompositeSettings(), SolidColor((0, 0, 255)), compositor="compiled")
+    comp.kernels = missing
+    out = comp.compose(image, image, mask)
+    assert comp.frames_by_path == {"compiled": 0, "opencv": 1}
+    assert (out[0, 0] == (0, 0, 255)).all() and (out[-1, 130] == 100).all()
+    assert not missing.wait(0.1)
+
+
+@pytest.mark.integration
+def test_an_argument_type_it_was_not_compiled_for_is_refused_and_the_frame_composed_with_opencv(segmenter, caplog):
+    """After its warm-up the pass compiles nothing more (a frame would stall for seconds): a frame it
+    was not compiled for is refused before any pixel is touched, and OpenCV composes it."""
+    assert KERNELS.wait(300), KERNELS.error
+    matte, hold, masks = _masks(segmenter, (640, 480), "standard", frames=2)
+    expected = Compositor(matte, SolidColor((0, 0, 0)), compositor="opencv").compose(*masks[0])
+    comp = Compositor(matte, SolidColor((0, 0, 0)), compositor="compiled")
+    comp.refiner.hold.strength = 0.0
+    real = comp.refiner.terms
+
+    def float64_terms(image, region):
+        t = real(image, region)
+        return t._replace(b=np.zeros(t.b.shape, np.float64))
+    comp.refiner.terms = float64_terms
+    out = comp.compose(*masks[0])
+    assert np.array_equal(out, expected)
+    assert comp.compositor == "opencv" and "does not take this frame" in caplog.text
+
+
+def test_bilinear_taps_give_opencvs_8_bit_upsampling_to_the_level():
+    rng = np.random.default_rng(3)
+    for (gh, gw), (h, w) in [((144, 256), (720, 1280)), ((144, 256), (1080, 1920)), ((144, 192), (480, 640))]:
+        plane = rng.integers(0, 256, (gh, gw), dtype=np.uint8)
+        expected = cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR)
+        y0, y1, ky = kernels.bilinear_taps(gh, h, rows=True)
+        x0, x1, kx = kernels.bilinear_taps(gw, w, rows=False)
+        upsample = getattr(kernels._upsample8, "py_func", kernels._upsample8)
+        p = plane.astype(np.int32)
+        got = upsample(p[y0][:, x0], p[y0][:, x1], p[y1][:, x0], p[y1][:, x1], kx[None, :], ky[:, None])
+        assert np.array_equal(got, expected)

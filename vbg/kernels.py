@@ -1,0 +1,190 @@
+"""The edge band's per-pixel work in one compiled pass (numba), with OpenCV as the fallback.
+
+For each edge rectangle (vbg/regions.py) the OpenCV path makes about fifteen passes over it, each a
+Python call: the filter's value from its upsampled coefficients and the guide, the model's bound,
+the hold against last frame's alpha (vbg/smooth.py's EdgeHold), the person's own colour where the edge
+is soft, and the blend. `edge_pass` makes one pass over the rectangle's rows, on contiguous rows so
+that the compiler vectorises it. The upsampling stays OpenCV's (it is already vectorised, and both
+paths then start from the same numbers); the room and person rectangles stay plain copies. Both
+paths give the same alpha and output within a level (tests/test_kernels.py).
+
+Compiling takes seconds, so it happens on a thread of its own (`CompiledKernels.start`) while the
+OpenCV path composes; `cache=True` keeps the machine code between runs. Without numba (no wheel for a
+new Python yet) the OpenCV path is all there is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+import time
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+numba = None  # imported on the compiling thread (it takes a quarter of a second): `CompiledKernels._compile`
+
+_f32, _i32, _u16 = np.float32, np.int32, np.uint16
+SOFT = (12, 243)  # alpha levels between which the person's own colour replaces the camera's; nearer 0 or 1 it hardly shows
+
+
+def _div255(p):
+    """round(x / 255) for x = p - 128 in 0..255*255, with p = x + 128 (exact; what cv2.multiply with a
+    scale of 1/255 gives)."""
+    return ((p >> 8) + p) >> 8
+
+
+def _edge_pass(y0, y1, x0, x1, a, guide, b, cap, gray, prev_gray, alpha, image, bg, out, trow, row3,
+               keep, motion, trail, decontaminate, person, room, ys0, ys1, ky0, xs0, xs1, kx0):
+    """Fills alpha and out over rows y0:y1, columns x0:x1 (all arrays frame-sized, C-contiguous).
+
+    alpha*255 = a . guide + b (a and guide with 1 or 3 channels), at most `cap`; held: a pixel whose
+    grey changed by less than `motion` keeps `keep` of last frame's alpha (in `alpha`), no further than
+    `trail` from the new value; blended over `bg`; where `decontaminate` and the alpha is soft, the
+    camera's colour is replaced by F = F^ + a (I - a F^ - (1 - a) B^), F^ and B^ the grid's `person` and
+    `room` colours upsampled with `bilinear_taps` (rows, then columns)."""
+    channels = a.shape[2]
+    take = _f32(1.0) - keep
+    n = x1 - x0
+    for y in range(y0, y1):
+        # each row's segment as its own slice: indexing from 0 is what lets the compiler vectorise
+        ar, gr = a[y].reshape(-1)[channels * x0:channels * x1], guide[y].reshape(-1)[channels * x0:channels * x1]
+        br, cr = b[y][x0:x1], cap[y][x0:x1]
+        now, before, held = gray[y][x0:x1], prev_gray[y][x0:x1], alpha[y][x0:x1]
+        if channels == 1:
+            for x in range(n):
+                trow[x] = ar[x] * _f32(gr[x]) + br[x]
+        else:
+            for x in range(n):
+                trow[x] = ar[3 * x] * _f32(gr[3 * x]) + ar[3 * x + 1] * _f32(gr[3 * x + 1]) \
+                    + ar[3 * x + 2] * _f32(gr[3 * x + 2]) + br[x]
+        for x in range(n):
+            t = min(max(trow[x] + _f32(0.5), _f32(0.0)), _f32(255.0))
+            new = min(_i32(t), _i32(cr[x]))
+            slack = trail if abs(_i32(now[x]) - _i32(before[x])) < motion else _i32(0)
+            kept = _i32(_f32(held[x]) * keep + _f32(new) * take + _f32(0.5))
+            v = min(max(kept, max(new - slack, _i32(0))), min(new + min(new, slack), _i32(255)))
+            held[x] = v
+            row3[3 * x] = v
+            row3[3 * x + 1] = v
+            row3[3 * x + 2] = v
+        ir, gbr = image[y].reshape(-1)[3 * x0:3 * x1], bg[y].reshape(-1)[3 * x0:3 * x1]
+        orow = out[y].reshape(-1)[3 * x0:3 * x1]
+        for j in range(3 * n):
+            al = _u16(row3[j])
+            p = _u16(ir[j]) * al + _u16(128)
+            q = _u16(gbr[j]) * (_u16(255) - al) + _u16(128)
+            orow[j] = _div255(p) + _div255(q)
+        if not decontaminate:
+            continue
+        gy0, gy1, ky = ys0[y], ys1[y], ky0[y]
+        for x in range(n):  # few pixels are soft: one by one, with the local colours upsampled here
+            al = _i32(held[x])
+            if al < SOFT[0] or al > SOFT[1]:
+                continue
+            gx0, gx1, kx = xs0[x0 + x], xs1[x0 + x], kx0[x0 + x]
+            for c in range(3):
+                f = _upsample8(person[gy0, gx0, c], person[gy0, gx1, c], person[gy1, gx0, c], person[gy1, gx1, c], kx, ky)
+                k = _upsample8(room[gy0, gx0, c], room[gy0, gx1, c], room[gy1, gx0, c], room[gy1, gx1, c], kx, ky)
+                d = f - k
+                ad = _div255(abs(d) * al + 128)
+                est = _i32(ir[3 * x + c]) - k - (ad if d >= 0 else -ad)
+                ae = _div255(abs(est) * al + 128)
+                own = min(max(f + (ae if est >= 0 else -ae), _i32(0)), _i32(255))
+                orow[3 * x + c] = _div255(own * al + 128) + _div255(_i32(gbr[3 * x + c]) * (255 - al) + 128)
+
+
+def _upsample8(p00, p01, p10, p11, kx, ky):
+    """An 8-bit grid plane's bilinear value at a pixel, as cv2.resize computes it (11-bit weights, the
+    rounding of its vector code), so that the local colours are the OpenCV path's to the level."""
+    r0 = _i32(p00) * kx + _i32(p01) * (2048 - kx)
+    r1 = _i32(p10) * kx + _i32(p11) * (2048 - kx)
+    return ((((r0 >> 4) * ky) >> 16) + (((r1 >> 4) * (2048 - ky)) >> 16) + 2) >> 2
+
+
+def bilinear_taps(src: int, dst: int, rows: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each of `dst` pixels, where cv2.resize's INTER_LINEAR takes it from: the two source indices
+    (clamped at the borders) and the first one's weight in 11 bits. A column at the border takes all of
+    its weight from one index, a row does not (OpenCV's way, which shows in the rounding)."""
+    pos = (np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5
+    i0 = np.floor(pos)
+    frac = (pos - i0).astype(np.float32)
+    if not rows:
+        frac[(i0 < 0) | (i0 >= src - 1)] = 0.0
+    first = np.round((1.0 - frac.astype(np.float64)) * 2048).astype(np.int32)
+    return np.clip(i0, 0, src - 1).astype(np.int32), np.clip(i0 + 1, 0, src - 1).astype(np.int32), first
+
+
+class CompiledKernels:
+    """The compiled edge pass, compiled on a thread of its own. `edge_pass` is usable once `ready` is
+    set; `error` says why it never will be (no numba, a failed compile)."""
+
+    def __init__(self):
+        self.ready = threading.Event()
+        self.available = importlib.util.find_spec("numba") is not None
+        self.error: str | None = None if self.available else "numba is not installed"
+        self.compile_s: float | None = None
+        self._started = False
+        self._lock = threading.Lock()
+        self._function = None
+
+    def start(self) -> None:
+        """Compiles in the background (once per process; later calls return at once)."""
+        with self._lock:
+            if self._started or not self.available:
+                return
+            self._started = True
+        threading.Thread(target=self._compile, name="vbg-compile", daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Starts compiling if needed and waits for it; True when the compiled path is ready."""
+        self.start()
+        if not self.available:
+            return False
+        self.ready.wait(timeout)
+        return self.ready.is_set()
+
+    def _compile(self) -> None:
+        global numba, _div255, _upsample8
+        t0 = time.perf_counter()
+        try:
+            import numba as module
+            numba = module
+            _div255 = numba.njit(cache=True, inline="always")(getattr(_div255, "py_func", _div255))
+            _upsample8 = numba.njit(cache=True, inline="always")(getattr(_upsample8, "py_func", _upsample8))
+            function = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")(_edge_pass)
+            _warm_up(function)
+            function.disable_compile()  # a new argument type raises TypeError, never stalls a frame compiling
+        except Exception as e:  # numba raises many kinds; any of them means: stay on OpenCV
+            self.error = f"the compiled compositor failed to build ({type(e).__name__}: {str(e).splitlines()[0]})"
+            log.warning("%s; compositing with OpenCV", self.error)
+            return
+        self._function = function
+        self.compile_s = time.perf_counter() - t0
+        log.debug("compiled compositor ready in %.1f s", self.compile_s)
+        self.ready.set()
+
+    def edge_pass(self, *args) -> None:
+        self._function(*args)
+
+
+def _warm_up(function) -> None:
+    """One call with each argument type the compositor passes (grey and colour guides, with and
+    without the person's own colour), so that the machine code exists before the first real frame."""
+    h, w, gh, gw = 4, 6, 2, 3
+    frame, plane = np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.uint8)
+    trow, row3 = np.zeros(w, np.float32), np.zeros(3 * w, np.uint8)
+    grid = np.zeros((gh, gw, 3), np.uint8)
+    taps = bilinear_taps(gh, h, rows=True) + bilinear_taps(gw, w, rows=False)
+    for channels in (1, 3):
+        a = np.zeros((h, w, channels), np.float32)
+        guide = np.zeros((h, w, channels), np.uint8)
+        for decontaminate in (False, True):
+            function(0, h, 0, w, a, guide, np.zeros((h, w), np.float32), plane, plane, plane, plane.copy(),
+                     frame, frame, frame.copy(), trow, row3, np.float32(0.5), np.int32(8), np.int32(40),
+                     decontaminate, grid, grid, *taps)
+
+
+KERNELS = CompiledKernels()
