@@ -124,6 +124,9 @@ def _add_quality_args(p):
                    help="fine: colour-guided edge and the person's own colour at it (no halo of the old room "
                    "over replaced backgrounds; about 7 CPU-ms more a 720p frame); standard: grey-guided; auto "
                    "(default): fine for images, colours and videos, standard under a blur")
+    p.add_argument("--compositor", choices=COMPOSITORS, default=argparse.SUPPRESS,
+                   help="which path does the edge band: compiled (one pass, numba), opencv (the fallback), "
+                   "auto (default: compiled once it is compiled, OpenCV until then and without numba)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,9 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--background", "-b", default="blur", metavar="SPEC",
                        help="blur[:1-100] (default), color:#RRGGBB, none, or an image or video file")
     bench.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    bench.add_argument("--compositor", choices=COMPOSITORS, default="auto",
-                       help="compiled: the one-pass compiled compositor (timed once it is compiled); opencv: the "
-                       "OpenCV path it falls back to; auto (default): compiled where numba is installed")
     bench.add_argument("--reference", metavar="MEDIAPIPE_ONNX",
                        help="also time an lfbw-style pipeline (MediaPipe selfie model, float blend) on the same "
                        "clip, for scale")
@@ -334,7 +334,7 @@ def cmd_bench(args) -> int:
     if args.reference and not os.path.isfile(args.reference):
         raise VbgError(f"reference model {args.reference} does not exist (the MediaPipe selfie ONNX, e.g. "
                        "../shared/peers/mp_selfie_segmentation_landscape_144x256.onnx)")
-    if args.compositor == "compiled":
+    if getattr(args, "compositor", "auto") == "compiled":
         from vbg.kernels import KERNELS
 
         if not KERNELS.available:

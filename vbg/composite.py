@@ -183,8 +183,8 @@ class Compositor:
             return False
         if self.one_path:
             kernels.wait()
-        else:
-            kernels.start()
+        elif self.frames_by_path["opencv"]:
+            kernels.start()  # after the first frame: importing numba and loading its cache hold the GIL
         return (kernels.ready.is_set() and self.refiner.refines and self._colour is None
                 and image.flags.c_contiguous and bg.flags.c_contiguous and bg.shape == image.shape)
 
