@@ -84,6 +84,10 @@ def test_capture_reconnects_after_the_camera_is_lost():
     slot, pool = LatestSlot(lossless=True), FramePool(4)
     capture = CaptureThread(Settings().capture, slot, pool, StageTimes(), open_source=open_source)
     capture.BACKOFF = (0.01, 0.02)
+    losses = []
+    real_set_state = capture._set_state
+    capture._set_state = lambda state, message="": (state == "lost" and losses.append(message),
+                                                   real_set_state(state, message))
     got = []
 
     def consume():
@@ -95,7 +99,7 @@ def test_capture_reconnects_after_the_camera_is_lost():
     t.start()
     capture.start()
     t.join(timeout=10)
-    states_seen = capture.failures
+    states_seen = len(losses)
     capture.stop()
     capture.join(timeout=2)
     assert len(got) == 12 and got == sorted(got)     # frames kept coming after each loss

@@ -76,7 +76,7 @@ class CameraSource(FrameSource):
         if not self._cap.isOpened():
             self._cap.release()
             raise VbgError(f"camera {cam} could not be opened (busy in another app, or not a camera?)")
-        self.read_timeout = self._cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.READ_TIMEOUT_MS)
+        self._cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.READ_TIMEOUT_MS)
         if settings.mjpg:
             self._cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
         if settings.size:
@@ -133,7 +133,7 @@ class FileSource(FrameSource):
         path = Path(settings.input)
         if not path.is_file():
             raise VbgError(f"input file {path} does not exist")
-        self._cap, self.fps, self.frame_count = open_video(path)
+        self._cap, self.fps, _ = open_video(path)
         self.loop = settings.loop
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -186,7 +186,6 @@ class CaptureThread(threading.Thread):
         self.message = ""
         self.frames = 0
         self.damaged = 0  # damaged frames the camera sent, dropped
-        self.failures = 0
         self._attempts = 0  # opens since the last frame, for the backoff
         self._skipped = 0   # tries in a row that left an unfed loopback webcam closed
         self.last_frame_t = time.monotonic()
@@ -231,11 +230,9 @@ class CaptureThread(threading.Thread):
                             self._set_state("ended", str(e))
                             return
                         if isinstance(e, CameraAbsent) and self.frames == 0:
-                            self.failures += 1
                             self._set_state("absent", f"{e} — waiting for one")
                             self._stop_event.wait(self.BACKOFF[-1])
                             continue
-                        self.failures += 1
                         self._set_state("lost", f"{e} — reconnecting (retrying every {self.BACKOFF[-1]:g} s at most)")
                         self._back_off()
                         continue
@@ -300,7 +297,6 @@ class CaptureThread(threading.Thread):
                 misses += 1
                 # a few bad reads are normal; a run of them, or none good for a while, means it is gone
                 if misses >= 5 or time.monotonic() - self.last_frame_t > self.LOST_AFTER_S:
-                    self.failures += 1
                     self._close_source()
                     self._set_state("lost", "camera lost — reconnecting")
                     return True

@@ -299,7 +299,6 @@ class ReaderWatcher:
         self.path = path
         self.readers = 0
         self.available = False
-        self.changed = threading.Event()
         self._fd = -1
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -333,7 +332,6 @@ class ReaderWatcher:
                 continue
             if data:
                 self.readers = self.count_openers()
-                self.changed.set()
 
     def count_openers(self) -> int:
         return len(loopback.holders(self.path))
