@@ -5,7 +5,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+
+from vbg.segment import Segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VBG_SHARED", ROOT.parent / "shared"))
@@ -83,3 +87,53 @@ def run_vbg(*args, env_extra=None, timeout=120):
     env = dict(os.environ, VBG_MODEL=str(MODEL), **(env_extra or {}))
     return subprocess.run([sys.executable, "-m", "vbg", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=timeout)
+
+
+class FakeSegmenter(Segmenter):
+    """The real Segmenter's letterboxing with no model behind it, for logic tests on a checkout without
+    ../shared: P(person) is a fixed soft ellipse, a head and shoulders rising from the bottom of the
+    model's input. The only fake of a segmenter in the tests; with ../shared present the real one runs."""
+
+    def __init__(self):  # no session: everything else as Segmenter sets it up
+        from vbg.model import ModelSpec
+        from vbg.models import load_model
+
+        self.model = load_model(ModelSpec.load().name)
+        self.spec = self.model.spec
+        self.keep_aspect, self.threads = True, 1
+        self.provider, self.provider_note = "CPUExecutionProvider", "CPU (a fake segmenter: no model)"
+        _, _, h, w = self.spec.input_shape
+        self.padded = np.full((h, w, 3), 128, np.uint8)
+        self._scratch, self._frame_shape, self._bars_covered, self._narrowed = {}, None, False, None
+        self.grid, self.roi = (h, w), (0, 0, w, h)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        distance = np.hypot((xx - w / 2) / (0.22 * w), (yy - h) / (0.75 * h))
+        self._person = np.clip((1.0 - distance) * 8.0, 0.0, 1.0).astype(np.float32)
+
+    def infer(self) -> np.ndarray:
+        x, y, vw, vh = self.roi
+        prob = self._person[y:y + vh, x:x + vw]
+        if self._narrowed is None:
+            return prob
+        cv2.resize(prob, self._narrowed.shape[::-1], dst=self._narrowed, interpolation=cv2.INTER_AREA)
+        return self._narrowed
+
+    def infer_view(self, view: np.ndarray) -> np.ndarray:
+        return self._person
+
+
+@pytest.fixture(scope="session")
+def any_segmenter(request):
+    """The real segmenter where ../shared is (CI always), else the fake: for tests of the pipeline's
+    logic (pause, idle, the virtual camera, cards) that do not judge the cut-out."""
+    return request.getfixturevalue("segmenter") if MODEL.is_file() else FakeSegmenter()
+
+
+@pytest.fixture(scope="session")
+def clip_720p(tmp_path_factory):
+    """The 720p talking-head clip from ../shared, else a generated one of the same size."""
+    if CLIP_720P.is_file():
+        return CLIP_720P
+    from vbg.bench import synthetic_clip
+
+    return synthetic_clip(tmp_path_factory.mktemp("clip"), 1280, 720, frames=60)

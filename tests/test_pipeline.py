@@ -6,7 +6,6 @@ import time
 import numpy as np
 
 
-from conftest import CLIP_720P
 from vbg.capture import CaptureThread, FrameSource
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
@@ -15,12 +14,11 @@ from vbg.settings import Settings
 from vbg.timing import StageTimes
 import pytest
 
-pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
-def _file_settings(**output):
+def _file_settings(clip, **output):
     s = Settings()
-    s.capture.input = str(CLIP_720P)
+    s.capture.input = str(clip)
     s.capture.paced = False
     s.output.vcam = False
     for k, v in output.items():
@@ -28,9 +26,9 @@ def _file_settings(**output):
     return s
 
 
-def test_whole_pipeline_on_a_file_outputs_composited_frames(segmenter):
+def test_whole_pipeline_on_a_file_outputs_composited_frames(clip_720p, any_segmenter):
     outputs = []
-    pipeline = Pipeline(_file_settings(background="color:#00ff00"), lossless=True, segmenter=segmenter,
+    pipeline = Pipeline(_file_settings(clip_720p, background="color:#00ff00"), lossless=True, segmenter=any_segmenter,
                         on_output=lambda img, src: outputs.append(img[:8, :8].copy()) if len(outputs) < 40 else None)
     pipeline.start()
     pipeline.wait(frames=40)
@@ -42,10 +40,10 @@ def test_whole_pipeline_on_a_file_outputs_composited_frames(segmenter):
     assert not any(t.is_alive() for t in pipeline._threads)
 
 
-def test_stop_ends_every_thread_and_releases_the_source(segmenter):
-    s = _file_settings(background="blur")
+def test_stop_ends_every_thread_and_releases_the_source(clip_720p, any_segmenter):
+    s = _file_settings(clip_720p, background="blur")
     s.capture.loop = True
-    pipeline = Pipeline(s, segmenter=segmenter).start()
+    pipeline = Pipeline(s, segmenter=any_segmenter).start()
     pipeline.wait(frames=5)
     pipeline.stop()                       # joins each thread for at most the rest of one second
     assert not any(t.is_alive() for t in pipeline._threads)
@@ -129,12 +127,12 @@ class VanishingVirtualCamera:
         pass
 
 
-def test_virtual_camera_lost_mid_run_is_retried_while_output_continues(segmenter):
+def test_virtual_camera_lost_mid_run_is_retried_while_output_continues(clip_720p, any_segmenter):
     VanishingVirtualCamera.instances, VanishingVirtualCamera.fail_opens, VanishingVirtualCamera.gone = [], 0, True
-    s = _file_settings(vcam=True, idle_when_unwatched=False)
+    s = _file_settings(clip_720p, vcam=True, idle_when_unwatched=False)
     s.capture.loop = True
     seen = []
-    pipeline = Pipeline(s, segmenter=segmenter, open_vcam=VanishingVirtualCamera,
+    pipeline = Pipeline(s, segmenter=any_segmenter, open_vcam=VanishingVirtualCamera,
                         on_output=lambda img, src: seen.append(1))
     pipeline.vcam.RETRY_S = (0.05,)
     pipeline.start()
@@ -155,11 +153,11 @@ def test_virtual_camera_lost_mid_run_is_retried_while_output_continues(segmenter
     assert VanishingVirtualCamera.instances[-1].sent > 0 and len(seen) > frames_then   # flowing again
 
 
-def test_window_mode_starts_without_a_virtual_camera_and_retries(segmenter):
+def test_window_mode_starts_without_a_virtual_camera_and_retries(clip_720p, any_segmenter):
     VanishingVirtualCamera.instances, VanishingVirtualCamera.fail_opens, VanishingVirtualCamera.gone = [], 2, False
-    s = _file_settings(vcam=True, idle_when_unwatched=False)
+    s = _file_settings(clip_720p, vcam=True, idle_when_unwatched=False)
     s.capture.loop = True
-    pipeline = Pipeline(s, segmenter=segmenter, open_vcam=VanishingVirtualCamera, vcam_required=False)
+    pipeline = Pipeline(s, segmenter=any_segmenter, open_vcam=VanishingVirtualCamera, vcam_required=False)
     assert pipeline.vcam.camera is None and "modprobe" in pipeline.vcam.error
     pipeline.vcam.RETRY_S = (0.05,)
     pipeline.start()
@@ -174,7 +172,7 @@ def test_window_mode_starts_without_a_virtual_camera_and_retries(segmenter):
     assert opened and pipeline.counters.frames_out > 0
 
 
-def test_camera_lost_sends_a_reconnecting_card_then_resumes(segmenter):
+def test_camera_lost_sends_a_reconnecting_card_then_resumes(any_segmenter):
     state = {"opens": 0}
 
     def open_source(settings):
@@ -187,7 +185,7 @@ def test_camera_lost_sends_a_reconnecting_card_then_resumes(segmenter):
     s.output.vcam = False
     s.composite.background = "color:#204080"
     outputs = []
-    pipeline = Pipeline(s, segmenter=segmenter, open_source=open_source,
+    pipeline = Pipeline(s, segmenter=any_segmenter, open_source=open_source,
                         on_output=lambda img, src: outputs.append(float(img.mean())))
     pipeline.capture.BACKOFF = (0.3,)
     pipeline.start()
@@ -201,13 +199,13 @@ def test_camera_lost_sends_a_reconnecting_card_then_resumes(segmenter):
     assert state["opens"] <= 8                                    # backoff, not a busy loop
 
 
-def test_passthrough_last_output_is_the_frame_that_was_output(segmenter):
+def test_passthrough_last_output_is_the_frame_that_was_output(clip_720p, any_segmenter):
     """`-b none` used to hand out the pooled camera frame: capture overwrote it after release, so the
     snapshot and the 'camera lost' card showed a frame that was never output (166 of 300 reads)."""
     output = set()
-    s = _file_settings(background="none")
+    s = _file_settings(clip_720p, background="none")
     s.capture.loop = True
-    pipeline = Pipeline(s, segmenter=segmenter, on_output=lambda img, src: output.add(img[::16, ::16].tobytes()))
+    pipeline = Pipeline(s, segmenter=any_segmenter, on_output=lambda img, src: output.add(img[::16, ::16].tobytes()))
     pipeline.start()
     reads, strangers = 0, 0
     try:
@@ -223,10 +221,10 @@ def test_passthrough_last_output_is_the_frame_that_was_output(segmenter):
     assert reads >= 300 and strangers <= 3, f"{strangers} of {reads} reads showed a frame never output"
 
 
-def test_update_applies_live_and_a_bad_background_changes_nothing(segmenter):
-    s = _file_settings(background="color:#00ff00")
+def test_update_applies_live_and_a_bad_background_changes_nothing(clip_720p, any_segmenter):
+    s = _file_settings(clip_720p, background="color:#00ff00")
     s.capture.loop = True
-    pipeline = Pipeline(s, segmenter=segmenter)
+    pipeline = Pipeline(s, segmenter=any_segmenter)
     try:
         changed = Settings.from_dict(__import__("json").loads(s.to_json()))
         changed.composite.mirror, changed.smooth.strength, changed.composite.refine = True, 0.0, False
@@ -245,11 +243,11 @@ def test_update_applies_live_and_a_bad_background_changes_nothing(segmenter):
         pipeline.stop()
 
 
-def test_the_window_waits_for_an_absent_camera_and_says_no_camera_found(segmenter, tmp_path):
-    s = _file_settings()
+def test_the_window_waits_for_an_absent_camera_and_says_no_camera_found(clip_720p, any_segmenter, tmp_path):
+    s = _file_settings(clip_720p)
     s.capture.input, s.capture.camera = None, str(tmp_path / "video9")
     cards = []
-    pipeline = Pipeline(s, segmenter=segmenter, camera_required=False,
+    pipeline = Pipeline(s, segmenter=any_segmenter, camera_required=False,
                         on_output=lambda img, src: cards.append(pipeline._card_text()))
     pipeline.start()
     try:
@@ -277,7 +275,7 @@ class SlowCamera(FrameSource):
         return into
 
 
-def test_a_camera_slow_to_its_first_frame_after_resume_shows_only_the_starting_card(segmenter):
+def test_a_camera_slow_to_its_first_frame_after_resume_shows_only_the_starting_card(any_segmenter):
     """The reconnecting card used to come before a slow camera's first frame after a resume (the camera
     counted as live from its open, so lost 2 s later)."""
     from vbg.cards import status_card
@@ -293,7 +291,7 @@ def test_a_camera_slow_to_its_first_frame_after_resume_shows_only_the_starting_c
     s.output.vcam = False
     s.composite.background = "color:#204080"
     cards = []
-    pipeline = Pipeline(s, segmenter=segmenter, open_source=open_source,
+    pipeline = Pipeline(s, segmenter=any_segmenter, open_source=open_source,
                         on_output=lambda img, src: src is None and cards.append(img.copy()))
     pipeline.start()
     try:
@@ -330,12 +328,12 @@ class CountingVirtualCamera:
         pass
 
 
-def test_the_virtual_camera_gets_frames_at_its_advertised_rate_when_composites_come_slower(segmenter):
+def test_the_virtual_camera_gets_frames_at_its_advertised_rate_when_composites_come_slower(any_segmenter):
     """Browsers take the rate a camera advertises as what it delivers: the last frame is sent again."""
     s = Settings()
     s.output.vcam, s.output.idle_when_unwatched = True, False
     s.composite.background = "color:#204080"
-    pipeline = Pipeline(s, segmenter=segmenter, source=SlowCamera(fps=20.0, delivers=5.0),
+    pipeline = Pipeline(s, segmenter=any_segmenter, source=SlowCamera(fps=20.0, delivers=5.0),
                         open_vcam=CountingVirtualCamera)
     pipeline.start()
     pipeline.wait(frames=3, duration=20)

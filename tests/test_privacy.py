@@ -12,7 +12,6 @@ from vbg.capture import FrameSource
 from vbg.pipeline import Pipeline
 from vbg.settings import Settings
 
-pytestmark = pytest.mark.integration  # the real model from ../shared
 
 MARK = np.array([7, 250, 9], np.uint8)  # every camera pixel; no card or background has it
 
@@ -75,13 +74,13 @@ class RecordingVirtualCamera:
         pass
 
 
-def test_no_camera_pixel_is_sent_after_pause_returns_and_the_camera_stays_off(segmenter, monkeypatch):
+def test_no_camera_pixel_is_sent_after_pause_returns_and_the_camera_stays_off(any_segmenter, monkeypatch):
     monkeypatch.setattr(vbg.pipeline, "IDLE_GRACE_S", 0.0)  # idle as soon as the last reader goes
     opened = []
     s = Settings()
     s.composite.background = "none"  # the output is the camera's own pixels
     s.output.vcam, s.output.idle_when_unwatched = True, True
-    pipeline = Pipeline(s, segmenter=segmenter, open_source=lambda settings: MarkedCamera(opened),
+    pipeline = Pipeline(s, segmenter=any_segmenter, open_source=lambda settings: MarkedCamera(opened),
                         open_vcam=RecordingVirtualCamera)
     vcam = RecordingVirtualCamera.instance
     pipeline.start()
