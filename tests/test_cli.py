@@ -9,7 +9,6 @@ import pytest
 
 from conftest import BACKGROUND, SHARED, STILLS, VIDEO_GT, run_vbg
 
-pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
 def _one_line_error(r):
@@ -20,6 +19,7 @@ def _one_line_error(r):
     return lines[-1]
 
 
+@pytest.mark.integration
 def test_render_video_processes_every_frame_in_order_and_writes_alphas(tmp_path):
     out, alphas = tmp_path / "out.avi", tmp_path / "alpha"
     r = run_vbg("render", VIDEO_GT / "input.avi", "-o", out, "--alpha-dir", alphas, "-b", BACKGROUND)
@@ -42,6 +42,7 @@ def test_render_video_processes_every_frame_in_order_and_writes_alphas(tmp_path)
     assert not np.array_equal(cv2.imread(str(blurred / "000077.png")), cv2.imread(str(alphas / "000077.png")))
 
 
+@pytest.mark.integration
 def test_render_folder_is_per_image_and_transparent_gives_rgba(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -60,6 +61,7 @@ def test_render_folder_is_per_image_and_transparent_gives_rgba(tmp_path):
                           cv2.imread(str(outs[1]), cv2.IMREAD_UNCHANGED)[..., 3])
 
 
+@pytest.mark.integration
 def test_render_image_with_threshold_erode_feather(tmp_path):
     image = sorted((STILLS / "images").iterdir())[0]
     hard, soft = tmp_path / "hard", tmp_path / "soft"
@@ -73,6 +75,7 @@ def test_render_image_with_threshold_erode_feather(tmp_path):
     assert len(np.unique(s)) > 2                         # feathered
 
 
+@pytest.mark.integration
 def test_bench_json_last_line():
     r = run_vbg("bench", "--frames", 20, "--size", "320x240", "--json", timeout=300)
     assert r.returncode == 0, r.stderr
@@ -83,6 +86,7 @@ def test_bench_json_last_line():
     assert set(result["stages_ms"]) >= {"capture", "preprocess", "inference", "smoothing", "composite", "output"}
 
 
+@pytest.mark.integration
 def test_bench_times_an_lfbw_style_reference_beside_it():
     peer = SHARED / "peers" / "mp_selfie_segmentation_landscape_144x256.onnx"
     r = run_vbg("bench", "--frames", 20, "--size", "320x240", "--reference", peer, "--json", timeout=300)
@@ -94,6 +98,7 @@ def test_bench_times_an_lfbw_style_reference_beside_it():
     assert missing.returncode == 2 and "reference model nowhere.onnx does not exist" in missing.stderr
 
 
+@pytest.mark.integration
 def test_devices_says_what_is_missing():
     r = run_vbg("devices")
     assert r.returncode == 0
@@ -117,6 +122,7 @@ def test_devices_says_what_is_missing():
     (["render", "{image}", "-o", "{tmp}/o.jpg", "-b", "transparent"], ".png"),
     (["bench", "--device", "cuda", "--frames", "5"], "--device cpu"),
 ])
+@pytest.mark.integration
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, words):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
@@ -127,6 +133,7 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, args, words):
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.integration
 def test_signals_stop_cleanly(sig, tmp_path):
     import os
     import signal
@@ -148,6 +155,7 @@ def test_signals_stop_cleanly(sig, tmp_path):
 
 
 @pytest.mark.parametrize("delay", [0.3, 0.6, 1.0, 1.5])
+@pytest.mark.integration
 def test_ctrl_c_while_starting_exits_130_without_a_traceback(delay):
     import os
     import signal
@@ -166,6 +174,7 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(delay):
     assert "Traceback" not in err
 
 
+@pytest.mark.integration
 def test_unwritable_render_output_is_one_line(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -184,6 +193,7 @@ def os_is_root():
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+@pytest.mark.integration
 def test_live_threads_and_render_write_identical_alphas(tmp_path):
     """One chain: the lossless live run (capture, segmentation and compositing threads) and the offline
     render give the same alpha, byte for byte, for every frame."""
@@ -201,6 +211,7 @@ def test_live_threads_and_render_write_identical_alphas(tmp_path):
     assert not differing, f"{len(differing)} alphas differ, first {differing[0]}"
 
 
+@pytest.mark.integration
 def test_an_absent_camera_is_an_error_without_a_window(tmp_path):
     missing = tmp_path / "video9"             # a device node path that does not exist, on any machine
     r = run_vbg("run", "--camera", missing, "--no-vcam", "--duration", "5", timeout=60)
@@ -208,6 +219,7 @@ def test_an_absent_camera_is_an_error_without_a_window(tmp_path):
     assert f"no camera at {missing}" in _one_line_error(r)
 
 
+@pytest.mark.integration
 def test_truncated_input_renders_what_it_can_and_says_so(tmp_path):
     import cv2
     full, cut = tmp_path / "full.avi", tmp_path / "cut.avi"
@@ -223,6 +235,7 @@ def test_truncated_input_renders_what_it_can_and_says_so(tmp_path):
     assert "ended after" in r.stderr and "of its 40 frames" in r.stderr
 
 
+@pytest.mark.integration
 def test_interrupted_render_removes_its_partial_video(tmp_path):
     import os
     import signal
@@ -243,6 +256,7 @@ def test_interrupted_render_removes_its_partial_video(tmp_path):
     assert not out.exists() and f"removed the partial {out}" in err
 
 
+@pytest.mark.integration
 def test_transparent_video_is_refused_before_rendering_and_a_folder_keeps_the_alpha(tmp_path):
     clip = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 25, (320, 180))
@@ -276,6 +290,7 @@ def test_a_header_counting_a_frame_more_than_the_stream_is_not_a_failure(monkeyp
     assert cmd_render(args) == 1 and "ended after 24 of its 40 frames" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_devices_names_the_model_in_use_and_auto_without_either_backend_names_both(monkeypatch):
     r = run_vbg("devices")
     assert r.returncode == 0 and f"VBG_MODEL {SHARED / 'models'}" in r.stdout and "(in use)" in r.stdout

@@ -13,7 +13,6 @@ from vbg.refine import EdgeRefiner
 from vbg.errors import VbgError
 from vbg.settings import CompositeSettings, edge_preset
 
-pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
 def _scene(h=360, w=640):
@@ -38,6 +37,7 @@ def test_blur_does_not_smear_the_person_into_the_background():
     assert plain.max() > 90                             # ...as this shows
 
 
+@pytest.mark.integration
 def test_solid_colour_and_image_backgrounds_fill_the_frame():
     image, small, mask = _scene()
     out = Compositor(CompositeSettings(), SolidColor((255, 0, 0))).compose(image, small, mask)
@@ -84,6 +84,7 @@ def test_bad_background_specs_say_what_to_do(spec, message):
         parse_background(spec)
 
 
+@pytest.mark.integration
 def test_corrupt_background_files_are_refused(tmp_path):
     png = tmp_path / "broken.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
@@ -137,6 +138,7 @@ def test_mask_gamma_lifts_an_unsure_edge_and_leaves_sure_pixels_alone():
     assert (lifted[sure < 0.001] == 0).all() and (lifted[sure > 0.999] == 255).all()
 
 
+@pytest.mark.integration
 def test_wide_blur_at_half_the_grid_looks_the_same(monkeypatch):
     """Strength 40 (the default) blurs at half the model grid: a quarter of the work, and within a
     level of the full-grid result on a real photo."""

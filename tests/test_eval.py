@@ -10,7 +10,6 @@ from conftest import SHARED, STILLS, VIDEO_GT, run_vbg
 from vbg import metrics
 import pytest
 
-pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
 def test_metrics_on_known_shapes():
@@ -28,6 +27,7 @@ def test_metrics_on_known_shapes():
     assert t.result()["flicker"] > 0 and t.result()["dtssd"] > 0
 
 
+@pytest.mark.integration
 def test_eval_stills_reports_pipeline_raw_and_ema_and_the_worst_items(tmp_path):
     images, masks = tmp_path / "images", tmp_path / "masks"
     images.mkdir(), masks.mkdir()
@@ -44,6 +44,7 @@ def test_eval_stills_reports_pipeline_raw_and_ema_and_the_worst_items(tmp_path):
     assert "raw" in r.stdout and "boundary F" in r.stdout
 
 
+@pytest.mark.integration
 def test_eval_video_pipeline_beats_bare_model_on_flicker_dtssd_and_iou(tmp_path):
     r = run_vbg("eval", "--video", VIDEO_GT / "input.avi", "--alpha", VIDEO_GT / "alpha", "--json", "-q", timeout=300)
     assert r.returncode == 0, r.stderr
@@ -55,6 +56,7 @@ def test_eval_video_pipeline_beats_bare_model_on_flicker_dtssd_and_iou(tmp_path)
     assert ema["flicker"] < raw["flicker"]                  # the baseline is a real EMA
 
 
+@pytest.mark.integration
 def test_eval_scores_alphas_from_elsewhere_with_the_same_code(tmp_path):
     images, masks, pred = tmp_path / "images", tmp_path / "masks", tmp_path / "pred"
     for d in (images, masks, pred):
@@ -70,11 +72,13 @@ def test_eval_scores_alphas_from_elsewhere_with_the_same_code(tmp_path):
     assert v["pred"]["iou"] == 1.0 and v["pred"]["boundary_f"] == 1.0 and v["raw"]["iou"] < 1.0
 
 
+@pytest.mark.integration
 def test_eval_without_masks_is_a_one_line_error(tmp_path):
     r = run_vbg("eval", "--images", tmp_path)
     assert r.returncode == 2 and "--masks" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.integration
 def test_composite_error_against_the_plate_and_the_fine_edge_lowers_it(segmenter):
     """What the viewer sees over white, scored against the true composite I + (C - B)(1 - alpha): the
     fine edge (colour guide, the person's own colour at the edge) must beat the standard one."""
@@ -100,6 +104,7 @@ def test_composite_error_against_the_plate_and_the_fine_edge_lowers_it(segmenter
     assert fine["pipeline"]["composite_edge_black"] < standard["pipeline"]["composite_edge_black"]
 
 
+@pytest.mark.integration
 def test_stills_take_the_peers_as_baselines_and_worst_items_are_the_pipelines():
     peers = SHARED / "peers"
     r = run_vbg("eval", "--images", STILLS / "images", "--masks", STILLS / "masks", "--limit", 4, "-q",
@@ -121,6 +126,7 @@ def _pipeline_on_office08(*options) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])["variants"]["pipeline"]
 
 
+@pytest.mark.integration
 def test_a_small_camera_scored_with_size_gets_the_head_view_and_is_better_for_it():
     """`--size` scores the video as a 426x240 camera sees it (frames, truth and plate scaled alike).
     There the head crop (183x103 pixels) is enlarged to the model's input rather than skipped; on all
@@ -131,6 +137,7 @@ def test_a_small_camera_scored_with_size_gets_the_head_view_and_is_better_for_it
     assert head["composite_edge_black"] < 0.85 * off["composite_edge_black"]
 
 
+@pytest.mark.integration
 def test_a_phone_held_upright_scored_with_crop_gets_a_head_view_across_the_whole_width():
     """`--crop 406x720` scores a 9:16 window on the person, as a phone held upright sees the scene. The
     head fills that frame's width; the head view across the whole width used to be refused as "too
@@ -141,6 +148,7 @@ def test_a_phone_held_upright_scored_with_crop_gets_a_head_view_across_the_whole
     assert head["iou"] > off["iou"]
 
 
+@pytest.mark.integration
 def test_eval_size_and_crop_must_fit_the_video():
     r = run_vbg("eval", "--video", VIDEO_GT / "input.avi", "--size", "640x640", "-q")
     assert r.returncode == 2 and "--size 640x640" in r.stderr and "Traceback" not in r.stderr
@@ -150,6 +158,7 @@ def test_eval_size_and_crop_must_fit_the_video():
     assert r.returncode == 2 and "--crop needs --alpha" in r.stderr
 
 
+@pytest.mark.integration
 def test_eval_clip_scores_room_kept_and_person_lost_stage_by_stage(tmp_path):
     peers = SHARED / "peers"
     cache = tmp_path / "refs"
@@ -186,6 +195,7 @@ def test_room_kept_and_person_lost_count_what_they_say():
     assert kept == 100 * 1000 / 10000 and lost == 50 * 1000 / 10000 and in_box == 50
 
 
+@pytest.mark.integration
 def test_hard_ground_truth_is_the_true_composite_over_a_new_room(tmp_path):
     from vbg.hard_gt import make, room, sway
 

@@ -18,7 +18,6 @@ from vbg.mjpg import MjpgDecoder
 from vbg.pipeline import Pipeline
 from vbg.settings import Settings
 
-pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 FRAMES = 48
 DAMAGED = {5: "cut", 11: "cut_with_end", 17: "lost_packet", 23: "bits", 29: "cut", 35: "lost_packet", 41: "bits",
@@ -84,6 +83,7 @@ def _outputs(stream, decode, segmenter) -> list[np.ndarray]:
     return outputs
 
 
+@pytest.mark.integration
 def test_damaged_frames_are_dropped_and_the_output_is_as_if_they_never_came(segmenter):
     clean = _stream()
     rng = np.random.default_rng(7)
@@ -104,6 +104,7 @@ def test_damaged_frames_are_dropped_and_the_output_is_as_if_they_never_came(segm
     assert len(let_through) > len(without)
 
 
+@pytest.mark.integration
 def test_the_decoder_keeps_every_frame_of_real_footage():
     import glob
 
@@ -134,6 +135,7 @@ def test_a_scene_that_really_changes_like_damage_is_taken_from_its_third_frame()
     assert decoder.damaged == 2
 
 
+@pytest.mark.integration
 def test_damage_in_frames_in_a_row_is_each_dropped():
     clean = _stream()[:20]
     rng = np.random.default_rng(3)

@@ -12,7 +12,6 @@ from vbg.errors import VbgError
 from vbg.model import ModelSpec, download_model, resolve_model
 from vbg.segment import Segmenter
 
-pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
 @pytest.fixture
@@ -29,6 +28,7 @@ def server(tmp_path):
     httpd.shutdown()
 
 
+@pytest.mark.integration
 def test_manifest_matches_the_shared_model():
     spec = ModelSpec.load()
     assert hashlib.sha256(MODEL.read_bytes()).hexdigest() == spec.sha256
@@ -36,6 +36,7 @@ def test_manifest_matches_the_shared_model():
     assert (spec.width, spec.height) == (256, 144)
 
 
+@pytest.mark.integration
 def test_resolution_order(tmp_path, monkeypatch):
     spec = ModelSpec.load()
     other = tmp_path / "mine.onnx"
@@ -50,6 +51,7 @@ def test_resolution_order(tmp_path, monkeypatch):
     assert resolve_model(spec, None, download=False) == cached   # then the cache
 
 
+@pytest.mark.integration
 def test_download_checks_sha256_and_reports_progress(server):
     spec = ModelSpec.load()
     seen = []
@@ -58,6 +60,7 @@ def test_download_checks_sha256_and_reports_progress(server):
     assert seen[-1] == spec.size and len(seen) > 1
 
 
+@pytest.mark.integration
 def test_download_with_wrong_hash_is_refused_and_not_kept(server):
     spec = ModelSpec.load()
     with pytest.raises(VbgError, match="sha256"):
@@ -82,6 +85,7 @@ def test_offline_first_run_says_what_is_wrong_in_words(url, words):
     assert words in str(err.value) and "Errno" not in str(err.value)
 
 
+@pytest.mark.integration
 def test_damaged_cache_file_is_refused(monkeypatch):
     monkeypatch.delenv("VBG_MODEL")
     spec = ModelSpec.load()
@@ -114,6 +118,7 @@ def test_model_with_wrong_shapes_is_refused(tmp_path):
         Segmenter(path, ModelSpec.load(), "cpu")
 
 
+@pytest.mark.integration
 def test_cli_bad_model_exits_2_without_traceback(tmp_path):
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"\x00" * 1000)

@@ -16,7 +16,6 @@ import pytest
 from conftest import CLIP_720P, MODEL, SHARED, need_tool, run_vbg
 from vbg.output import Recorder, ReaderWatcher
 
-pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +31,7 @@ def _fake_env(lib, device, out):
     return {"LD_PRELOAD": str(lib), "FAKE_V4L2_DEVICE": str(device), "FAKE_V4L2_OUT": str(out)}
 
 
+@pytest.mark.integration
 def test_frames_reach_the_virtual_camera_as_i420_with_the_right_colours(fakev4l2, tmp_path):
     out = tmp_path / "vcam.yuv"
     r = run_vbg("run", "--input", CLIP_720P, "--frames", 12, "--background", "color:#0000ff",
@@ -56,6 +56,7 @@ def test_frames_reach_the_virtual_camera_as_i420_with_the_right_colours(fakev4l2
     assert abs(int(np.median(first[: w * h])) - 43) <= 3 and abs(int(np.median(first[w * h:])) - 128) <= 2
 
 
+@pytest.mark.integration
 def test_odd_width_is_made_even_for_browsers(fakev4l2, tmp_path):
     clip = tmp_path / "odd.avi"
     import cv2
@@ -69,6 +70,7 @@ def test_odd_width_is_made_even_for_browsers(fakev4l2, tmp_path):
     assert "320x240" in r.stderr
 
 
+@pytest.mark.integration
 def test_camera_and_model_idle_while_nobody_watches_and_resume_when_an_app_opens(fakev4l2, tmp_path):
     device = tmp_path / "video9"          # a real file stands for the device node, so inotify sees opens
     device.touch()
@@ -92,6 +94,7 @@ def test_camera_and_model_idle_while_nobody_watches_and_resume_when_an_app_opens
     assert "no readers (idle)" in err and "resuming" in err
 
 
+@pytest.mark.integration
 def test_missing_loopback_device_exits_2_with_the_fix(tmp_path):
     missing = tmp_path / "video99"
     r = run_vbg("run", "--input", CLIP_720P, "--frames", 3, "--vcam-device", missing)

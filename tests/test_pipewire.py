@@ -17,7 +17,6 @@ import pytest
 
 from conftest import CLIP_720P, MODEL, need_module, need_tool
 
-pytestmark = pytest.mark.integration
 
 W, H = 1280, 720  # the clip's size
 TOOLS = (("dbus-daemon", "dbus"), ("pipewire", "pipewire"), ("wireplumber", "wireplumber"),
@@ -111,6 +110,7 @@ def _wait(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.integration
 def test_pipewire_camera_is_listed_read_by_two_apps_reconnected_and_survives_a_daemon_restart(pipewire_env,
                                                                                                 tmp_path):
     env, daemons = pipewire_env
@@ -159,6 +159,7 @@ def test_pipewire_camera_is_listed_read_by_two_apps_reconnected_and_survives_a_d
     assert "Traceback" not in text
 
 
+@pytest.mark.integration
 def test_pipewire_camera_idles_without_consumers_and_resumes_for_one(pipewire_env, tmp_path):
     env, _ = pipewire_env
     log_path = tmp_path / "vbg.log"
@@ -175,6 +176,7 @@ def test_pipewire_camera_idles_without_consumers_and_resumes_for_one(pipewire_en
         vbg.wait(timeout=30)
 
 
+@pytest.mark.integration
 def test_without_a_pipewire_daemon_the_error_says_so(tmp_path):
     need_module("gi", "vbg's pipewire extra: pip install '.[pipewire]' (without it, vbg says that first)")
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path), VBG_MODEL=str(MODEL))
@@ -184,6 +186,7 @@ def test_without_a_pipewire_daemon_the_error_says_so(tmp_path):
     assert f"the PipeWire daemon is not running (no {tmp_path}/pipewire-0)" in r.stderr
 
 
+@pytest.mark.integration
 def test_window_switches_the_virtual_camera_to_pipewire_live(pipewire_env, qtbot, tmp_path, monkeypatch):
     from vbg.app.window import MainWindow
     from vbg.settings import Settings

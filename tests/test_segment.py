@@ -8,7 +8,6 @@ from conftest import CLIP_720P, PORTRAIT_CLIP, STILLS
 from vbg import metrics
 from vbg.segment import area_resize
 
-pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
 def _mask_of(segmenter, image):
@@ -27,6 +26,7 @@ def _first_frame(path):
 
 
 @pytest.mark.parametrize("stem", ["001", "004", "010", "050"])
+@pytest.mark.integration
 def test_real_stills_match_their_masks(segmenter, stem):
     images = sorted((STILLS / "images").glob("*.jpg"))
     path = next((p for p in images if p.stem >= stem), images[0])
@@ -37,6 +37,7 @@ def test_real_stills_match_their_masks(segmenter, stem):
     assert metrics.iou(alpha, truth) > 0.8
 
 
+@pytest.mark.integration
 def test_preprocessing_is_exactly_the_models_normalisation(segmenter):
     image = _first_frame(CLIP_720P)
     _, small = _mask_of(segmenter, image)
@@ -44,6 +45,7 @@ def test_preprocessing_is_exactly_the_models_normalisation(segmenter):
     assert np.allclose(segmenter.input[0], expected, atol=1e-6)   # 16:9 fills the whole input
 
 
+@pytest.mark.integration
 def test_portrait_frame_keeps_its_aspect_and_maps_back(segmenter):
     image = _first_frame(PORTRAIT_CLIP)                            # 720x1280, portrait
     prob, small = _mask_of(segmenter, image)
@@ -57,6 +59,7 @@ def test_portrait_frame_keeps_its_aspect_and_maps_back(segmenter):
     assert prob.mean() > 0.15                                      # the selfie's person is found
 
 
+@pytest.mark.integration
 def test_landscape_frames_are_letterboxed_as_they_are(segmenter):
     image = cv2.resize(_first_frame(CLIP_720P), (960, 720))       # 4:3
     prob, small = _mask_of(segmenter, image)
@@ -65,6 +68,7 @@ def test_landscape_frames_are_letterboxed_as_they_are(segmenter):
     assert np.array_equal(segmenter.padded[:, x:x + w], small)
 
 
+@pytest.mark.integration
 def test_portrait_photos_are_outlined_better_widened(segmenter, monkeypatch):
     """The bare model on the portrait photos in ../shared/data/stills (a thin strip of the 16:9
     input, letterboxed): widened 1.3x it finds their outline better (boundary F of its mask)."""

@@ -10,7 +10,6 @@ from vbg.settings import Settings
 from vbg.smooth import EdgeHold, MaskSmoother
 import pytest
 
-pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
 def _score(segmenter, strength):
@@ -33,6 +32,7 @@ def _score(segmenter, strength):
     return temporal.result(), float(np.mean(ious))
 
 
+@pytest.mark.integration
 def test_smoothing_lowers_flicker_and_keeps_accuracy(segmenter):
     (raw_t, raw_iou), (smooth_t, smooth_iou) = _score(segmenter, 0.0), _score(segmenter, Settings().smooth.strength)
     assert smooth_t["flicker"] < 0.8 * raw_t["flicker"]     # measured: 0.66x on this sequence
