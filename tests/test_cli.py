@@ -103,6 +103,8 @@ def test_devices_says_what_is_missing():
     r = run_vbg("devices")
     assert r.returncode == 0
     assert "CPUExecutionProvider" in r.stdout
+    from importlib.metadata import version
+    assert f"compositor: the compiled edge pass (numba {version('numba')};" in r.stdout
     from vbg import loopback
     devices = loopback.loopback_devices()   # a desktop with v4l2loopback loaded lists them instead of the fix
     assert all(d.path in r.stdout for d in devices) if devices else "modprobe v4l2loopback" in r.stdout
