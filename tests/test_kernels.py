@@ -83,6 +83,25 @@ def test_frames_compose_with_opencv_while_the_pass_compiles_then_with_it(segment
     assert comp.frames_by_path == {"compiled": 3, "opencv": 3}
 
 
+def test_a_failed_compile_ends_the_wait_and_opencv_composes_every_frame(monkeypatch, caplog):
+    """A render waits for the compiled pass (one path for the whole run): a compile that fails must end
+    that wait, not hang the render."""
+    def broken(function):
+        raise RuntimeError("cannot cache function: no locator available")
+    monkeypatch.setattr(kernels, "_warm_up", broken)
+    failing = CompiledKernels()
+    image = np.full((144, 256, 3), 100, np.uint8)
+    mask = np.zeros((144, 256), np.float32)
+    mask[40:, 80:180] = 1.0
+    comp = Compositor(CompositeSettings(), SolidColor((0, 0, 255)), compositor="auto")
+    comp.kernels, comp.one_path = failing, True
+    for _ in range(2):
+        comp.compose(image, image, mask)
+    assert comp.frames_by_path == {"compiled": 0, "opencv": 2}
+    assert not failing.ready.is_set() and "failed to build (RuntimeError: cannot cache" in failing.error
+    assert "compositing with OpenCV" in caplog.text
+
+
 def test_without_numba_the_opencv_path_composes(monkeypatch):
     missing = CompiledKernels()
     missing.available, missing.error = False, "numba is not installed"

@@ -30,6 +30,7 @@ class Compositor:
     refined and blended (with `decontaminate`, with the person's own colour at the edge)."""
 
     SOFT = SOFT  # nearer 0 or 1 the pasted colour hardly shows: left as the camera's
+    COMPILE_WAIT_S = 120.0  # what `one_path` waits for the compiled pass at most (the first compile, a slow machine)
 
     def __init__(self, matte: CompositeSettings, background: Background, mirror: bool = False,
                  hold: EdgeHold | None = None, compositor: str = "auto"):
@@ -39,6 +40,7 @@ class Compositor:
         # every frame on one path: wait for the compile instead of starting on OpenCV (offline renders,
         # lossless test runs, whose output must not depend on how fast the machine compiled)
         self.one_path = False
+        self._one_path_compiled: bool | None = None
         self.frames_by_path = {"compiled": 0, "opencv": 0}
         self.background = background
         self.mirror = mirror
@@ -182,10 +184,14 @@ class Compositor:
         if self.compositor == "opencv" or not kernels.available:
             return False
         if self.one_path:
-            kernels.wait()
-        elif self.frames_by_path["opencv"]:
-            kernels.start()  # after the first frame: importing numba and loading its cache hold the GIL
-        return (kernels.ready.is_set() and self.refiner.refines and self._colour is None
+            if self._one_path_compiled is None:  # decided at the first frame, kept for the run
+                self._one_path_compiled = kernels.wait(self.COMPILE_WAIT_S)
+            ready = self._one_path_compiled
+        else:
+            if self.frames_by_path["opencv"]:
+                kernels.start()  # after the first frame: importing numba and loading its cache hold the GIL
+            ready = kernels.ready.is_set()
+        return (ready and self.refiner.refines and self._colour is None
                 and image.flags.c_contiguous and bg.flags.c_contiguous and bg.shape == image.shape)
 
     def _edge_compiled(self, image, bg, region: Region, out, colours) -> None:

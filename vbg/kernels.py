@@ -123,6 +123,7 @@ class CompiledKernels:
 
     def __init__(self):
         self.ready = threading.Event()
+        self._done = threading.Event()  # compiled, or failed to
         self.available = importlib.util.find_spec("numba") is not None
         self.error: str | None = None if self.available else "numba is not installed"
         self.compile_s: float | None = None
@@ -143,7 +144,7 @@ class CompiledKernels:
         self.start()
         if not self.available:
             return False
-        self.ready.wait(timeout)
+        self._done.wait(timeout)
         return self.ready.is_set()
 
     def _compile(self) -> None:
@@ -160,11 +161,13 @@ class CompiledKernels:
         except Exception as e:  # numba raises many kinds; any of them means: stay on OpenCV
             self.error = f"the compiled compositor failed to build ({type(e).__name__}: {str(e).splitlines()[0]})"
             log.warning("%s; compositing with OpenCV", self.error)
+            self._done.set()
             return
         self._function = function
         self.compile_s = time.perf_counter() - t0
         log.debug("compiled compositor ready in %.1f s", self.compile_s)
         self.ready.set()
+        self._done.set()
 
     def edge_pass(self, *args) -> None:
         self._function(*args)
