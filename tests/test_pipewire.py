@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
+from vbg.pipewire import pw_dump_objects
+
 from conftest import CLIP_720P, MODEL, need_module, need_tool
 
 
@@ -66,7 +68,7 @@ def pipewire_env():
 
 def _node(env, name="vbg"):
     out = subprocess.run(["pw-dump", "--no-colors"], capture_output=True, text=True, env=env, timeout=10).stdout
-    for o in json.loads(out or "[]"):
+    for o in pw_dump_objects(out):
         props = (o.get("info") or {}).get("props", {})
         if o.get("type") == "PipeWire:Interface:Node" and props.get("node.name") == name:
             return o
@@ -211,3 +213,18 @@ def test_window_switches_the_virtual_camera_to_pipewire_live(pipewire_env, qtbot
     w._update_status()
     assert "virtual camera on" in w.status.text() and "pipewire:vbg" in w.vcam_state.text()
     w.close()
+
+
+def test_pw_dump_output_with_updates_after_the_first_array_is_merged_by_id():
+    """pw-dump follows its first array with more when the graph changes while it dumps (seen in CI:
+    "Extra data" from json.loads): each later object is the newer state of one listed, or gone."""
+    node = {"id": 39, "type": "PipeWire:Interface:Node", "info": {"props": {"node.name": "vbg"}}}
+    link = {"id": 50, "type": "PipeWire:Interface:Link", "info": {"output-node-id": 39, "input-node-id": 41}}
+    newer = {"id": 39, "type": "PipeWire:Interface:Node", "info": {"props": {"node.name": "vbg", "state": "running"}}}
+    text = "\n".join([json.dumps([{"id": 0, "type": "PipeWire:Interface:Core", "info": {}}, node, link], indent=2),
+                      json.dumps([newer, {"id": 50, "info": None}], indent=2), ""])
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    objects = pw_dump_objects(text)
+    assert [o["id"] for o in objects] == [0, 39] and objects[1] == newer
+    assert pw_dump_objects("") == [] and pw_dump_objects("[]\n") == []

@@ -82,6 +82,24 @@ def status() -> list[str]:
     return lines
 
 
+def pw_dump_objects(text: str) -> list[dict]:
+    """The objects in `pw-dump`'s output. When the graph changes while it dumps, pw-dump follows the
+    first array with more, each object in them the newer state of one already listed (or a new one;
+    `"info": null` when it went away): merged by id, in the order first seen."""
+    decoder, objects, at = json.JSONDecoder(), {}, 0
+    text = text.strip()
+    while at < len(text):
+        chunk, at = decoder.raw_decode(text, at)
+        for o in chunk:
+            if o.get("info", True) is None and o.get("type") is None:
+                objects.pop(o.get("id"), None)
+            else:
+                objects[o.get("id")] = o
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return list(objects.values())
+
+
 class PipeWireReaders:
     """Counts the consumers linked to our node, from `pw-dump` once a second, and notices the node
     gone (a daemon restart). Same shape as output.ReaderWatcher: `readers`, `available`, `close()`."""
@@ -106,7 +124,7 @@ class PipeWireReaders:
     def poll(self) -> None:
         try:
             out = subprocess.run(["pw-dump", "--no-colors"], capture_output=True, text=True, timeout=5).stdout
-            objects = json.loads(out or "[]")
+            objects = pw_dump_objects(out)
         except (OSError, subprocess.TimeoutExpired, ValueError):
             return
         node = next((o for o in objects if o.get("type") == "PipeWire:Interface:Node"
