@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 from vbg import __version__
 from vbg.errors import VbgError
@@ -284,6 +285,9 @@ def saved_settings() -> Settings:
     return Settings.load(config_dir() / "settings.json")
 
 
+INTERRUPTED = threading.Event()  # Ctrl-C came before a command set up its own handling
+
+
 def cmd_run(args) -> int:
     from vbg.pipeline import Pipeline
 
@@ -296,6 +300,8 @@ def cmd_run(args) -> int:
         pipeline.request_stop()
 
     handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if INTERRUPTED.is_set():  # Ctrl-C came while the pipeline was being built, and its exception was lost
+        on_signal(signal.SIGINT, None)
     try:
         pipeline.start()
         pipeline.wait(frames=getattr(args, "frames", None), duration=getattr(args, "duration", None),
@@ -473,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_sigint(signum, frame):
         interrupted.append(signum)
+        INTERRUPTED.set()  # said to `cmd_run` too: a KeyboardInterrupt raised inside a finaliser is lost
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_sigint)
