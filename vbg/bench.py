@@ -14,13 +14,12 @@ from vbg.capture import FileSource
 from vbg.capture import open_video
 from vbg.chain import open_segmenter
 from vbg.errors import VbgError
-from vbg.kernels import KERNELS
+from vbg.kernels import COMPILE_WAIT_S, KERNELS
 from vbg.pipeline import Pipeline
 from vbg.settings import Settings
 from vbg.timing import STAGES
 
 WARMUP_FRAMES = 15
-COMPILE_WAIT_S = 120  # the first compile on a slow machine; later runs load it from numba's cache
 
 
 def synthetic_clip(folder: Path, width: int, height: int, frames: int = 90, fps: float = 30.0) -> Path:
@@ -91,7 +90,7 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
             pipeline.wait(frames=WARMUP_FRAMES)
             wanted = settings.composite.compositor
             if wanted != "opencv" and KERNELS.available and not KERNELS.wait(COMPILE_WAIT_S):
-                log(f"the compiled compositor is not ready after {COMPILE_WAIT_S} s; timing the OpenCV path")
+                log(f"the compiled compositor is not ready after {COMPILE_WAIT_S:g} s; timing the OpenCV path")
             if wanted == "compiled" and not KERNELS.ready.is_set():
                 raise VbgError(f"--compositor compiled: {KERNELS.error or 'not compiled in time'}")
             pipeline.wait(frames=pipeline.counters.frames_out + 3)  # past frames composed while it compiled

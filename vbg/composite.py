@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import Background, Passthrough
-from vbg.kernels import KERNELS, SOFT
+from vbg.kernels import COMPILE_WAIT_S, KERNELS, SOFT
 from vbg.refine import EdgeRefiner
 from vbg.regions import EDGE, PERSON, ROOM, Region
 from vbg.settings import CompositeSettings
@@ -30,7 +30,6 @@ class Compositor:
     refined and blended (with `decontaminate`, with the person's own colour at the edge)."""
 
     SOFT = SOFT  # nearer 0 or 1 the pasted colour hardly shows: left as the camera's
-    COMPILE_WAIT_S = 120.0  # what `one_path` waits for the compiled pass at most (the first compile, a slow machine)
 
     def __init__(self, matte: CompositeSettings, background: Background, mirror: bool = False,
                  hold: EdgeHold | None = None, compositor: str = "auto"):
@@ -185,7 +184,7 @@ class Compositor:
             return False
         if self.one_path:
             if self._one_path_compiled is None:  # decided at the first frame, kept for the run
-                self._one_path_compiled = kernels.wait(self.COMPILE_WAIT_S)
+                self._one_path_compiled = kernels.wait(COMPILE_WAIT_S)
             ready = self._one_path_compiled
         else:
             if self.frames_by_path["opencv"]:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 numba = None  # imported on the compiling thread (it takes a quarter of a second): `CompiledKernels._compile`
 
 _f32, _i32, _u16 = np.float32, np.int32, np.uint16
+COMPILE_WAIT_S = 120.0  # the longest wait for the compiled pass (the first compile, on a slow machine)
 SOFT = (12, 243)  # alpha levels between which the person's own colour replaces the camera's; nearer 0 or 1 it hardly shows
 
 

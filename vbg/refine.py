@@ -393,7 +393,7 @@ class EdgeRefiner:
             cv2.multiply(terms.guide[inside], terms.a[inside], T3, dtype=cv2.CV_32F)
             cv2.transform(T3, _SUM3, T)
         else:
-            cv2.multiply(self._frame_gray[inside], self._A[inside], T, dtype=cv2.CV_32F)
+            cv2.multiply(terms.guide[inside][:, :, 0], terms.a[inside][:, :, 0], T, dtype=cv2.CV_32F)
         if self.hold.active:
             cv2.add(T, B, new, dtype=cv2.CV_8U)
             cv2.min(new, cap, new)
