@@ -20,12 +20,17 @@ from vbg.app.window import MainWindow
 from vbg.backgrounds import parse_background
 from vbg.settings import Settings
 
-pytestmark = pytest.mark.integration  # the real model and footage from ../shared
 
 
-def _settings(**output):
+@pytest.fixture
+def engine(any_segmenter):
+    """The window's segmenter: the real model where ../shared is, else the conftest's fake."""
+    return {"open_segmenter": lambda settings: any_segmenter}
+
+
+def _settings(clip=CLIP_720P, **output):
     s = Settings()
-    s.capture.input, s.capture.loop = str(CLIP_720P), True
+    s.capture.input, s.capture.loop = str(clip), True
     s.output.vcam = False
     for k, v in output.items():
         setattr(s.composite if k in ("background", "mirror") else s.output, k, v)
@@ -33,8 +38,8 @@ def _settings(**output):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(_settings(), save_path=tmp_path / "settings.json")
+def window(qtbot, tmp_path, engine, clip_720p):
+    w = MainWindow(_settings(clip_720p), save_path=tmp_path / "settings.json", **engine)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
@@ -49,30 +54,30 @@ def _key(qtbot, window, key):
 
 
 def test_shortcuts_switch_background_mirror_and_pause(window, qtbot):
-    names = [c.spec for c in window.choices]
+    names = [c.spec for c in window.controller.choices]
     _key(qtbot, window, Qt.Key.Key_3)
-    assert window.settings.composite.background == names[2]
+    assert window.controller.settings.composite.background == names[2]
     _key(qtbot, window, Qt.Key.Key_N)
-    assert window.settings.composite.background == names[3]
+    assert window.controller.settings.composite.background == names[3]
     _key(qtbot, window, Qt.Key.Key_Left)
-    assert window.settings.composite.background == names[2]
+    assert window.controller.settings.composite.background == names[2]
     _key(qtbot, window, Qt.Key.Key_B)
-    assert window.settings.composite.background == "blur"
+    assert window.controller.settings.composite.background == "blur"
     _key(qtbot, window, Qt.Key.Key_O)
-    assert window.settings.composite.background == "none"
-    assert window.gallery_list.currentRow() == names.index("none")          # the current one is highlighted
+    assert window.controller.settings.composite.background == "none"
+    assert window.background.gallery_list.currentRow() == names.index("none")          # the current one is highlighted
     _key(qtbot, window, Qt.Key.Key_M)
-    assert window.mirror.isChecked() and window.pipeline.settings.composite.mirror and window.pipeline.chain.compositor.mirror
+    assert window.effect.mirror.isChecked() and window.controller.pipeline.settings.composite.mirror and window.controller.pipeline.chain.compositor.mirror
     _key(qtbot, window, Qt.Key.Key_Space)
-    assert window.pipeline.paused and window.pause_button.text() == "Resume"
+    assert window.controller.pipeline.paused and window.pause_button.text() == "Resume"
     _key(qtbot, window, Qt.Key.Key_Space)
-    assert not window.pipeline.paused
+    assert not window.controller.pipeline.paused
 
 
 def test_preview_drops_frames_instead_of_queueing(window, qtbot):
     window.tap._busy.set()                       # the window is "busy": the engine must not wait for it
-    frames = window.pipeline.counters.frames_out
-    qtbot.waitUntil(lambda: window.pipeline.counters.frames_out > frames + 5, timeout=10000)
+    frames = window.controller.pipeline.counters.frames_out
+    qtbot.waitUntil(lambda: window.controller.pipeline.counters.frames_out > frames + 5, timeout=10000)
     assert window.tap.skipped > 0
     window.tap._busy.clear()
 
@@ -104,16 +109,16 @@ def test_preview_frames_are_scaled_to_the_widget_and_stop_while_hidden(window, q
         timeout=5000)
     window.hide()                              # in the tray: the engine runs on, the preview costs nothing
     qtbot.wait(200)                            # a frame already handed over may still be taken
-    shown, frames = window.tap.shown, window.pipeline.counters.frames_out
-    qtbot.waitUntil(lambda: window.pipeline.counters.frames_out > frames + 10, timeout=10000)
+    shown, frames = window.tap.shown, window.controller.pipeline.counters.frames_out
+    qtbot.waitUntil(lambda: window.controller.pipeline.counters.frames_out > frames + 10, timeout=10000)
     assert window.tap.shown == shown
     window.show()
     qtbot.waitUntil(lambda: window.tap.shown > shown + 2, timeout=5000)
     window.showMinimized()
     qtbot.waitUntil(lambda: window.isMinimized(), timeout=5000)
     qtbot.wait(200)
-    shown, frames = window.tap.shown, window.pipeline.counters.frames_out
-    qtbot.waitUntil(lambda: window.pipeline.counters.frames_out > frames + 10, timeout=10000)
+    shown, frames = window.tap.shown, window.controller.pipeline.counters.frames_out
+    qtbot.waitUntil(lambda: window.controller.pipeline.counters.frames_out > frames + 10, timeout=10000)
     assert window.tap.shown == shown
     window.showNormal()
     qtbot.waitUntil(lambda: window.tap.shown > shown + 2, timeout=5000)
@@ -124,28 +129,28 @@ def test_broken_and_added_backgrounds(window, qtbot, tmp_path):
     broken.write_bytes(b"\xff\xd8\xff not an image")
     gallery.user_folder().mkdir(parents=True, exist_ok=True)
     shutil.copy(broken, gallery.user_folder() / "broken.jpg")
-    window._refresh_gallery()
-    row = next(i for i, c in enumerate(window.choices) if c.path and c.path.name == "broken.jpg")
-    assert "(broken)" in window.gallery_list.item(row).text()
-    before = window.settings.composite.background
-    assert not window.select_index(row)                                     # refused, not a crash
-    assert window.settings.composite.background == before
+    window.controller.refresh_gallery()
+    row = next(i for i, c in enumerate(window.controller.choices) if c.path and c.path.name == "broken.jpg")
+    assert "(broken)" in window.background.gallery_list.item(row).text()
+    before = window.controller.settings.composite.background
+    assert not window.controller.select_index(row)                                     # refused, not a crash
+    assert window.controller.settings.composite.background == before
     good = tmp_path / "beach.png"
     cv2.imwrite(str(good), np.full((90, 160, 3), (30, 140, 220), np.uint8))
-    window.add_backgrounds([good, broken])
+    window.controller.add_backgrounds([good, broken])
     assert (gallery.user_folder() / "beach.png").exists()
-    assert window.settings.composite.background.endswith("beach.png")
+    assert window.controller.settings.composite.background.endswith("beach.png")
 
 
-def test_settings_persist_and_flags_last_one_run(qtbot, tmp_path):
+def test_settings_persist_and_flags_last_one_run(qtbot, tmp_path, engine, clip_720p):
     path = tmp_path / "settings.json"
     saved = Settings()
     saved.composite.background = "color:#2f3640"
-    run = _settings(background="blur:70")                                   # a flag for this run
-    w = MainWindow(run, saved=saved, save_path=path)
+    run = _settings(clip_720p, background="blur:70")                                   # a flag for this run
+    w = MainWindow(run, saved=saved, save_path=path, **engine)
     qtbot.addWidget(w)
-    w.smoothing.setValue(40)
-    w.mirror.setChecked(True)
+    w.effect.smoothing.setValue(40)
+    w.effect.mirror.setChecked(True)
     w.close()
     data = json.loads(path.read_text())
     assert data["smooth"]["strength"] == 0.4 and data["composite"]["mirror"] is True
@@ -154,10 +159,10 @@ def test_settings_persist_and_flags_last_one_run(qtbot, tmp_path):
     assert again.smooth.strength == 0.4 and again.composite.mirror
 
 
-def test_missing_virtual_camera_shows_the_fix_and_retry(qtbot, tmp_path):
-    settings = _settings(vcam=True)
+def test_missing_virtual_camera_shows_the_fix_and_retry(qtbot, tmp_path, engine, clip_720p):
+    settings = _settings(clip_720p, vcam=True)
     settings.output.vcam_device = str(tmp_path / "video99")                 # missing on any machine
-    w = MainWindow(settings, save_path=tmp_path / "s.json")
+    w = MainWindow(settings, save_path=tmp_path / "s.json", **engine)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.tap.shown > 0, timeout=30000)                # the preview runs on
@@ -170,13 +175,13 @@ def test_missing_virtual_camera_shows_the_fix_and_retry(qtbot, tmp_path):
 def test_ctl_talks_to_the_window(window, qtbot, tmp_path):
     from vbg.app.control import ControlServer
 
-    server = ControlServer(window.handle_command)
+    server = ControlServer(window.controller.handle)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "vbg", "ctl", "select", "mint"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         qtbot.waitUntil(lambda: proc.poll() is not None, timeout=20000)
         assert proc.returncode == 0, proc.stderr.read()
-        assert window.settings.composite.background.endswith("mint.jpg")
+        assert window.controller.settings.composite.background.endswith("mint.jpg")
         proc = subprocess.Popen([sys.executable, "-m", "vbg", "ctl", "status"], stdout=subprocess.PIPE, text=True)
         qtbot.waitUntil(lambda: proc.poll() is not None, timeout=20000)
         status = json.loads(proc.stdout.read())
@@ -217,6 +222,7 @@ def _ctl(*args, env):
     return r
 
 
+@pytest.mark.integration
 def test_real_app_under_xvfb_switches_background_on_vbg_ctl(xvfb, tmp_path):
     env = dict(os.environ, DISPLAY=xvfb, VBG_MODEL=str(MODEL))
     env.pop("QT_QPA_PLATFORM", None)                                        # the real xcb platform
@@ -271,6 +277,7 @@ def test_real_app_under_xvfb_switches_background_on_vbg_ctl(xvfb, tmp_path):
         shutil.copy(tmp_path / "window.png", artifacts)
 
 
+@pytest.mark.integration
 def test_global_hotkeys_on_x11_switch_the_background(xvfb):
     xdotool = need_tool("xdotool", "xdotool")
     need_module("pynput", "vbg's hotkeys extra: pip install '.[hotkeys]' (it builds evdev: gcc, linux-libc-dev)")
@@ -301,22 +308,23 @@ def test_global_hotkeys_on_x11_switch_the_background(xvfb):
     assert "global hotkeys: Ctrl+Alt+N next background, Ctrl+Alt+P previous background" in err
 
 
+@pytest.mark.integration
 def test_changes_made_while_the_engine_starts_are_not_lost(qtbot, tmp_path):
     w = MainWindow(_settings(), save_path=tmp_path / "s.json")
     qtbot.addWidget(w)
-    assert w.pipeline is None                                   # still starting (model, camera)
-    w.mirror.setChecked(True)
-    w.edge.setCurrentIndex(w.edge.findData("off"))
-    qtbot.waitUntil(lambda: w.pipeline is not None, timeout=30000)
-    chain = w.pipeline.chain
+    assert w.controller.pipeline is None                                   # still starting (model, camera)
+    w.effect.mirror.setChecked(True)
+    w.effect.edge.setCurrentIndex(w.effect.edge.findData("off"))
+    qtbot.waitUntil(lambda: w.controller.pipeline is not None, timeout=30000)
+    chain = w.controller.pipeline.chain
     assert chain.compositor.mirror and not chain.compositor.refiner.settings.refine
-    w.edge.setCurrentIndex(w.edge.findData("standard"))        # the cheap edge, even over a picture
+    w.effect.edge.setCurrentIndex(w.effect.edge.findData("standard"))        # the cheap edge, even over a picture
     chain.set_background(parse_background(str(BACKGROUND)))
     assert chain.compositor.refiner.settings.refine and not chain.compositor.refiner.settings.color_guide
-    w.edge.setCurrentIndex(w.edge.findData("auto"))
+    w.effect.edge.setCurrentIndex(w.effect.edge.findData("auto"))
     assert chain.compositor.refiner.settings.color_guide and chain.compositor.refiner.settings.decontaminate
     assert Settings.load(tmp_path / "s.json").composite.edge == "auto"
-    assert w.pipeline.settings.composite.mirror and w.settings.composite.mirror
+    assert w.controller.pipeline.settings.composite.mirror and w.controller.settings.composite.mirror
     w.close()
 
 
@@ -324,12 +332,14 @@ def test_every_command_in_the_table_has_a_handler_and_ctl_offers_the_public_ones
     from vbg.app.commands import COMMANDS, PUBLIC_VERBS
     from vbg.cli import build_parser
 
-    assert all(callable(getattr(window, f"cmd_{c.verb}", None)) for c in COMMANDS)
-    assert window.handle_command("no-such-verb", [])["ok"] is False
+    controller = window.controller
+    assert all(callable(getattr(controller, f"cmd_{c.verb}", None) or controller.extra_commands.get(c.verb))
+               for c in COMMANDS)
+    assert window.controller.handle("no-such-verb", [])["ok"] is False
     ctl = next(a for a in build_parser()._subparsers._group_actions[0].choices["ctl"]._actions
                if a.dest == "ctl_command")
     assert tuple(ctl.choices) == PUBLIC_VERBS and "raise" not in PUBLIC_VERBS
-    assert window.handle_command("mirror", [])["ok"] and window.mirror.isChecked()
+    assert window.controller.handle("mirror", [])["ok"] and window.effect.mirror.isChecked()
 
 
 def test_ctl_paths_are_resolved_in_the_callers_folder(tmp_path, monkeypatch):
@@ -355,18 +365,18 @@ def test_ctl_paths_are_resolved_in_the_callers_folder(tmp_path, monkeypatch):
 
 def _message(window) -> str:
     """The transient message, only if a user can see it (the status line used to cover it)."""
-    label = window.message
+    label = window.message_label
     return label.text() if label.isVisible() and not label.visibleRegion().isEmpty() and label.width() > 100 else ""
 
 
 def test_messages_show_beside_the_status_line(window, qtbot, tmp_path):
     fake = tmp_path / "holiday.jpg"
     fake.write_text("this is a text file, renamed")
-    window.add_backgrounds([fake])
+    window.controller.add_backgrounds([fake])
     qtbot.waitUntil(lambda: "not added: cannot read holiday.jpg" in _message(window), timeout=2000)
     window._update_status()
     assert "fps" in window.status.text() and window.status.isVisible()        # the state stays in sight
-    assert window.snapshot(str(tmp_path / "snap.png"))
+    assert window.controller.snapshot(str(tmp_path / "snap.png"))
     assert _message(window) == f"saved {tmp_path / 'snap.png'}"
 
 
@@ -381,55 +391,56 @@ def test_the_window_fits_1280x720(window, qtbot):
     window.resize(1280, 720)
     qtbot.wait(200)
     assert not window.vcam.visibleRegion().isEmpty()                      # the virtual camera switch, no scroll
-    metrics = window.gallery_list.fontMetrics()
-    for row in range(window.gallery_list.count()):                       # every label fits under its picture
-        item = window.gallery_list.item(row)
-        rect = window.gallery_list.visualItemRect(item)
+    metrics = window.background.gallery_list.fontMetrics()
+    for row in range(window.background.gallery_list.count()):                       # every label fits under its picture
+        item = window.background.gallery_list.item(row)
+        rect = window.background.gallery_list.visualItemRect(item)
         assert rect.height() >= 63 + metrics.height() and metrics.horizontalAdvance(item.text()) <= rect.width() + 1
-    assert window.blur.parent().findChild(type(window.message)).text() == str(window.blur.value())
-    window.smoothing.setValue(35)
-    assert window.smoothing.parent().findChild(type(window.message)).text() == "35%"
+    assert window.effect.blur.parent().findChild(type(window.message_label)).text() == str(window.effect.blur.value())
+    window.effect.smoothing.setValue(35)
+    assert window.effect.smoothing.parent().findChild(type(window.message_label)).text() == "35%"
     assert not window.windowIcon().isNull() and not window.tray_menu.isEmpty()
 
 
 def test_tenth_background_has_key_0_and_outside_picks_clear_the_highlight(window, qtbot, tmp_path):
-    assert len(window.choices) >= 10
+    assert len(window.controller.choices) >= 10
     _key(qtbot, window, Qt.Key.Key_0)
-    assert window.settings.composite.background == window.choices[9].spec
-    assert window.gallery_list.item(9).text().startswith("0. ")
+    assert window.controller.settings.composite.background == window.controller.choices[9].spec
+    assert window.background.gallery_list.item(9).text().startswith("0. ")
     own = tmp_path / "elsewhere.png"
     cv2.imwrite(str(own), np.full((90, 160, 3), 200, np.uint8))
-    assert window.handle_command("select", [str(own)])["ok"]
-    assert window.gallery_list.selectedItems() == [] and window.gallery_list.currentRow() == -1
+    assert window.controller.handle("select", [str(own)])["ok"]
+    assert window.background.gallery_list.selectedItems() == [] and window.background.gallery_list.currentRow() == -1
 
 
 def test_ctl_select_says_what_it_can_select(window):
-    reply = window.handle_command("select", [])
+    reply = window.controller.handle("select", [])
     assert not reply["ok"] and "Blur, Strong blur, Off" in reply["error"] and "''" not in reply["error"]
-    reply = window.handle_command("select", ["no such thing"])
+    reply = window.controller.handle("select", ["no such thing"])
     assert not reply["ok"] and "choose one of Blur, Strong blur, Off" in reply["error"]
-    reply = window.handle_command("select", ["color:#12"])
+    reply = window.controller.handle("select", ["color:#12"])
     assert not reply["ok"] and "bad colour" in reply["error"]
-    listed = window.handle_command("list", [])
+    listed = window.controller.handle("list", [])
     assert listed["backgrounds"][:3] == ["Blur", "Strong blur", "Off"] and listed["background"] == "Blur"
 
 
 def test_pause_shows_a_privacy_image_never_the_camera(window, qtbot, tmp_path):
-    window.select_spec("color:#2f3640")
+    window.controller.select_spec("color:#2f3640")
     _key(qtbot, window, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: window.pipeline.counters.cards > 0, timeout=5000)
-    qtbot.waitUntil(lambda: window.pipeline.last_output is not None
-                    and np.abs(window.pipeline.last_output.reshape(-1, 3) - (64, 54, 47)).max() == 0, timeout=5000)
+    qtbot.waitUntil(lambda: window.controller.pipeline.counters.cards > 0, timeout=5000)
+    qtbot.waitUntil(lambda: window.controller.pipeline.last_output is not None
+                    and np.abs(window.controller.pipeline.last_output.reshape(-1, 3) - (64, 54, 47)).max() == 0, timeout=5000)
     # the capture thread closes the camera after pause() returns; the output was already the privacy image
-    qtbot.waitUntil(lambda: window.pipeline.capture.message == "camera off: paused", timeout=5000)  # not "no app is reading…"
-    assert window.set_pause_image("black")
-    qtbot.waitUntil(lambda: window.pipeline.last_output.max() == 0, timeout=5000)
-    window.status_dict()
+    qtbot.waitUntil(lambda: window.controller.pipeline.capture.message == "camera off: paused", timeout=5000)  # not "no app is reading…"
+    assert window.controller.set_pause_image("black")
+    qtbot.waitUntil(lambda: window.controller.pipeline.last_output.max() == 0, timeout=5000)
+    window.controller.status()
     window._update_status()
     assert window.status.text().startswith("paused: calls see the privacy image")
-    assert not window.set_pause_image(str(tmp_path / "missing.png")) and "pause image" in _message(window)
+    assert not window.controller.set_pause_image(str(tmp_path / "missing.png")) and "pause image" in _message(window)
 
 
+@pytest.mark.integration
 def test_offline_first_run_says_so_and_offers_a_model_file(qtbot, tmp_path, monkeypatch):
     monkeypatch.delenv("VBG_MODEL")
     monkeypatch.setenv("VBG_MODEL_URL", "http://model.invalid/pphumanseg.onnx")   # never resolves (RFC 2606)
@@ -445,8 +456,8 @@ def test_offline_first_run_says_so_and_offers_a_model_file(qtbot, tmp_path, monk
     artifacts = os.environ.get("VBG_ARTIFACTS")
     if artifacts:
         w.grab().save(os.path.join(artifacts, "offline-first-run.png"))
-    w.set_model(str(MODEL))                                               # what Model file… does
-    qtbot.waitUntil(lambda: w.pipeline is not None and w.tap.shown > 0, timeout=30000)
+    w.controller.set_model(str(MODEL))                                               # what Model file… does
+    qtbot.waitUntil(lambda: w.controller.pipeline is not None and w.tap.shown > 0, timeout=30000)
     assert not w.error_panel.isVisible()
     assert json.loads((tmp_path / "s.json").read_text())["segment"]["model"] == str(MODEL)
     w.close()
@@ -456,23 +467,24 @@ def test_tray_menu_drives_the_window(window, qtbot):
     menu = window.tray_menu
     menu.refresh()
     labels = [a.text() for a in menu.backgrounds.actions()]
-    assert labels == [c.label for c in window.choices]
+    assert labels == [c.label for c in window.controller.choices]
     next(a for a in menu.backgrounds.actions() if a.text() == "mint").trigger()
-    assert window.settings.composite.background.endswith("mint.jpg")
+    assert window.controller.settings.composite.background.endswith("mint.jpg")
     menu.refresh()
     assert [a.text() for a in menu.backgrounds.actions() if a.isChecked()] == ["mint"]
     menu.blur_action.trigger()
-    assert window.settings.composite.background == "blur"
+    assert window.controller.settings.composite.background == "blur"
     menu.pause_action.trigger()
-    assert window.pipeline.paused
+    assert window.controller.pipeline.paused
     menu.refresh()
     assert menu.pause_action.isChecked()
     menu.pause_action.trigger()
-    assert not window.pipeline.paused
+    assert not window.controller.pipeline.paused
     menu.quit_action.trigger()
-    assert not window.isVisible() and window._closing
+    assert not window.isVisible() and window.controller._closing
 
 
+@pytest.mark.integration
 def test_room_photos_download_into_the_gallery_with_credits(window, qtbot, tmp_path, monkeypatch):
     """Served from a local mirror of the pinned folder (this machine has no internet); offline first."""
     import http.server
@@ -480,8 +492,8 @@ def test_room_photos_download_into_the_gallery_with_credits(window, qtbot, tmp_p
     from conftest import DATA
 
     monkeypatch.setenv("VBG_ROOMS_URL", "http://rooms.invalid/backgrounds")
-    window.get_rooms()
-    qtbot.waitUntil(lambda: window.rooms_button.isEnabled(), timeout=30000)
+    window.background.get_rooms()
+    qtbot.waitUntil(lambda: window.background.rooms_button.isEnabled(), timeout=30000)
     assert "cannot download the room photos: no network (cannot look up rooms.invalid)" in _message(window)
     mirror = tmp_path / "backgrounds"
     for kind, count in (("office", 5), ("nature", 3)):
@@ -493,15 +505,15 @@ def test_room_photos_download_into_the_gallery_with_credits(window, qtbot, tmp_p
     th.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("VBG_ROOMS_URL", f"http://127.0.0.1:{server.server_port}/backgrounds")
     try:
-        window.get_rooms()
-        qtbot.waitUntil(lambda: window.rooms_button.isEnabled(), timeout=30000)
+        window.background.get_rooms()
+        qtbot.waitUntil(lambda: window.background.rooms_button.isEnabled(), timeout=30000)
     finally:
         server.shutdown()
     assert _message(window) == "added 8 room photos to the gallery"
-    labels = [c.label for c in window.choices]
+    labels = [c.label for c in window.controller.choices]
     assert {"Office 1", "Office 5", "Nature 3"} <= set(labels)
     assert "Apache-2.0" in (gallery.user_folder() / "CREDITS.txt").read_text()
-    assert window.select_name("Office 2") and window.settings.composite.background.endswith("Office_2.jpg")
+    assert window.controller.select_name("Office 2") and window.controller.settings.composite.background.endswith("Office_2.jpg")
 
 
 def test_ctl_connections_do_not_pile_up_in_a_long_running_window(qtbot, tmp_path):
@@ -587,10 +599,10 @@ def test_frame_tap_scales_only_what_the_view_shows_and_never_overwrites_a_frame_
 def test_choosing_strong_blur_moves_the_slider_and_its_label_and_a_typo_keeps_the_source(window):
     from PySide6.QtWidgets import QLabel
 
-    assert window.handle_command("select", ["Strong", "blur"])["ok"]
-    labels = [w.text() for w in window.blur.parent().findChildren(QLabel)]
-    assert window.blur.value() == 80 and "80" in labels               # the label follows the slider
-    source = window.settings.capture.input
-    reply = window.handle_command("source", ["/tmp/nope.mp4"])
+    assert window.controller.handle("select", ["Strong", "blur"])["ok"]
+    labels = [w.text() for w in window.effect.blur.parent().findChildren(QLabel)]
+    assert window.effect.blur.value() == 80 and "80" in labels               # the label follows the slider
+    source = window.controller.settings.capture.input
+    reply = window.controller.handle("source", ["/tmp/nope.mp4"])
     assert not reply["ok"] and "no camera or video file at '/tmp/nope.mp4'" in reply["error"]
-    assert window.settings.capture.input == source                    # the working clip stays
+    assert window.controller.settings.capture.input == source                    # the working clip stays

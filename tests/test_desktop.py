@@ -130,18 +130,19 @@ def test_window_closes_to_a_real_tray_and_quits_from_its_menu(tray_display, tmp_
         w = MainWindow(s, save_path=None, start_in_tray=True)
         seen = {{"tray": w.tray.visible, "start_in_tray": w.start_in_tray}}
         deadline = __import__("time").monotonic() + 60
-        while (w.pipeline is None or w.pipeline.counters.frames_out == 0) and __import__("time").monotonic() < deadline:
+        while (w.controller.pipeline is None or w.controller.pipeline.counters.frames_out == 0) and __import__("time").monotonic() < deadline:
             app.processEvents()
-        seen["frames_while_hidden"] = w.pipeline.counters.frames_out if w.pipeline else 0
+        seen["frames_while_hidden"] = w.controller.pipeline.counters.frames_out if w.controller.pipeline else 0
         w.show()
         app.processEvents()
         w.close()                                   # the title bar's close button
         app.processEvents()
         seen["hidden_after_close"] = not w.isVisible()
-        seen["engine_after_close"] = w.pipeline is not None and not w.pipeline.finished.is_set()
+        seen["engine_after_close"] = w.controller.pipeline is not None and not w.controller.pipeline.finished.is_set()
+        engine = w.controller.pipeline
         w.tray_menu.quit_action.trigger()
         app.processEvents()
-        seen["engine_after_quit"] = not w.pipeline.finished.wait(10)
+        seen["engine_after_quit"] = not engine.finished.wait(10)
         print(json.dumps(seen))
     """)
     env = dict(os.environ, DISPLAY=tray_display, VBG_MODEL=str(MODEL))

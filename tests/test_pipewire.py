@@ -203,15 +203,15 @@ def test_window_switches_the_virtual_camera_to_pipewire_live(pipewire_env, qtbot
     s.composite.background = "color:#0000ff"
     w = MainWindow(s, save_path=tmp_path / "s.json")
     qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: w.pipeline is not None and w.pipeline.vcam.error is not None, timeout=60000)
-    w.vcam_backend.setCurrentIndex(w.vcam_backend.findData("pipewire"))
-    w.settings.output.vcam_device = None
-    w._apply()
+    qtbot.waitUntil(lambda: w.controller.pipeline is not None and w.controller.pipeline.vcam.error is not None, timeout=60000)
+    w.engine.vcam_backend.setCurrentIndex(w.engine.vcam_backend.findData("pipewire"))
+    w.controller.settings.output.vcam_device = None
+    w.controller._apply()
     qtbot.waitUntil(lambda: _node(env) is not None, timeout=20000)
     assert _composited(_read_frames(env, 5)[-1])
     assert json.loads((tmp_path / "s.json").read_text())["output"]["vcam_backend"] == "pipewire"
     w._update_status()
-    assert "virtual camera on" in w.status.text() and "pipewire:vbg" in w.vcam_state.text()
+    assert "virtual camera on" in w.status.text() and "pipewire:vbg" in w.engine.vcam_state.text()
     w.close()
 
 

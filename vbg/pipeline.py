@@ -26,10 +26,11 @@ from vbg.capture import CameraAbsent, CaptureThread, FrameSource, open_source
 from vbg.chain import MatteChain, open_segmenter
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
+from vbg import loopback
 from vbg.output import Recorder, VirtualCameraSink, close_quietly, vcam_opener
 from vbg.segment import Segmenter
 from vbg.settings import Settings
-from vbg.timing import StageTimes
+from vbg.timing import SHORT_NAMES, StageTimes
 
 log = logging.getLogger("vbg")
 
@@ -44,6 +45,70 @@ def rss_mb() -> float:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1e6 if sys.platform == "darwin" else 1e3)
+
+
+CAMERA_WORDS = {"starting": "camera starting", "lost": "camera lost, reconnecting", "absent": "no camera found",
+                "ended": "video ended", "idle": "camera off until an app uses the virtual camera"}
+RATE_WINDOW_S = 2.0   # the output rate and the model's share are measured over about this long
+RATE_SAMPLE_S = 0.5
+
+
+@dataclass(frozen=True)
+class RunSample:
+    """The counters at one moment, taken by the composite thread (the rates are differences of two)."""
+    t: float
+    frames_out: int
+    gated: int
+    model_runs: int
+    head_runs: int
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    """The engine's state at one moment: reading it changes nothing. The window, the tray, `vbg ctl`,
+    `--status-every` and `vbg bench` all format this one snapshot."""
+    paused: bool
+    camera: str            # the capture thread's state: starting, live, lost, absent, ended, idle
+    camera_stalled: bool   # live, but no frame for a while
+    fps: float             # frames out a second, over the last RATE_WINDOW_S
+    model_share: float     # the model's runs a frame, over the same window
+    head_share: float      # of which on the head view
+    provider: str
+    provider_note: str
+    vcam_wanted: bool
+    vcam_open: bool
+    vcam: str              # the virtual camera's state in words
+    vcam_error: str | None
+    vcam_readers: int | None
+    one_reader: bool       # the driver lets one app read at a time
+    stage_ms: dict[str, float]
+    latency_ms: float
+    frames_out: int
+    dropped: int
+    errors: int
+    damaged: int
+    rss_mb: float
+
+    @property
+    def camera_words(self) -> str:
+        """What people are told first: paused, the camera's trouble, or the rate."""
+        if self.paused:
+            return "paused: calls see the privacy image"
+        if self.camera in CAMERA_WORDS:
+            return CAMERA_WORDS[self.camera]
+        if self.camera_stalled:
+            return CAMERA_WORDS["lost"]
+        return f"{self.fps:.0f} fps"
+
+    def line(self) -> str:
+        """One line for logs and soaks (`vbg run --status-every`)."""
+        ms = " ".join(f"{SHORT_NAMES.get(k, k)} {v:.1f}" for k, v in self.stage_ms.items())
+        ms += f" | model on {100 * self.model_share:.0f}% of frames"
+        if self.head_share:
+            ms += f" ({100 * self.head_share:.0f}% on the head)"
+        return (f"{self.fps:5.1f} fps | ms: {ms} | latency {self.latency_ms:.0f} ms | {self.provider} | camera "
+                f"{self.camera} | {self.vcam} | dropped {self.dropped} | rss {self.rss_mb:.0f} MB | errors {self.errors}"
+                + (f" | damaged camera frames dropped {self.damaged}" if self.damaged else ""))
 
 
 @dataclass
@@ -129,9 +194,7 @@ class Pipeline:
         self._snapshot: tuple[str, threading.Event, list] | None = None
         self._idle = False
         self._unwatched_since = time.monotonic()
-        self._rate = (time.monotonic(), 0)
-        self.output_fps = 0.0
-        self._gate_seen = (0, 0, 0)
+        self._samples: tuple[RunSample, ...] = (self._sample(time.monotonic()),)  # written by the composite thread
         self.finished = threading.Event()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -221,6 +284,7 @@ class Pipeline:
                     if self.composite_slot.closed:
                         break
                     self._update_idle(now)
+                    self._take_sample(now)
                     if now - last_out > 0.5:
                         with self._output_lock:  # the card said is the state's now, not before a pause
                             text = self._card_text()
@@ -245,6 +309,7 @@ class Pipeline:
                     frame.release()
                 last_out = now
                 self._update_idle(now)
+                self._take_sample(now)
         finally:
             self.finished.set()
 
@@ -273,9 +338,9 @@ class Pipeline:
         if self.paused:
             return PAUSED_TEXT
         if self.capture.state == "absent":
-            return "no camera found"
+            return CAMERA_WORDS["absent"]
         if self.capture.state == "lost" or self.capture.stalled:
-            return "camera lost - reconnecting"
+            return CAMERA_WORDS["lost"]
         if not self._idle and self.capture.state in ("starting", "idle"):
             return STARTING_TEXT  # an app that just opened the device sees this until the camera's first frame
         return None
@@ -396,23 +461,35 @@ class Pipeline:
             self._send(status_card((self.size[1], self.size[0], 3), STARTING_TEXT), card=True)
 
     # -- reporting -------------------------------------------------------------------------------
-    def status_line(self) -> str:
-        now = time.monotonic()
-        t, n = self._rate
-        frames = self.counters.frames_out
-        if now - t >= 0.5:  # a second caller right after the first (window, tray, soak) keeps the rate
-            self.output_fps = (frames - n) / (now - t)
-            self._rate = (now, frames)
-        ms = self.times.medians_text()
-        cam = self.capture.state if self.capture.state != "live" else "live"
+    def _sample(self, now: float) -> RunSample:
         gate = self.chain.gate
-        g0, self._gate_seen = self._gate_seen, (gate.frames, gate.runs, gate.head_runs)
-        frames = max(1, gate.frames - g0[0])
-        ms += f" | model on {min(100, 100 * (gate.runs - g0[1]) / frames):.0f}% of frames"
-        if gate.head_runs > g0[2]:
-            ms += f" ({100 * (gate.head_runs - g0[2]) / frames:.0f}% on the head)"
-        return (f"{self.output_fps:5.1f} fps | ms: {ms} | latency {self.latency.median('latency'):.0f} ms | "
-                f"{self.segmenter.provider} | camera {cam} | {self.vcam.state()} | dropped "
-                f"{self.capture_slot.dropped + self.composite_slot.dropped} | rss {rss_mb():.0f} MB | "
-                f"errors {self.counters.errors + self.vcam.errors}"
-                + (f" | damaged camera frames dropped {self.capture.damaged}" if self.capture.damaged else ""))
+        return RunSample(now, self.counters.frames_out, gate.frames, gate.runs, gate.head_runs)
+
+    def _take_sample(self, now: float) -> None:
+        if now - self._samples[-1].t >= RATE_SAMPLE_S:
+            keep = int(RATE_WINDOW_S / RATE_SAMPLE_S)
+            self._samples = (*self._samples[-keep:], self._sample(now))  # one reference swap: readers see either
+
+    def status(self) -> PipelineStatus:
+        """A snapshot of the engine, safe from any thread and free of side effects."""
+        samples = self._samples
+        first, last = samples[0], samples[-1]
+        span = last.t - first.t
+        gated = max(1, last.gated - first.gated)
+        camera = self.capture.state
+        vcam = self.vcam
+        return PipelineStatus(
+            paused=self.paused, camera=camera, camera_stalled=self.capture.stalled,
+            fps=(last.frames_out - first.frames_out) / span if span > 0 else 0.0,
+            model_share=min(1.0, (last.model_runs - first.model_runs) / gated),
+            head_share=(last.head_runs - first.head_runs) / gated,
+            provider=self.segmenter.provider, provider_note=self.segmenter.provider_note,
+            vcam_wanted=self.settings.output.vcam, vcam_open=vcam.camera is not None, vcam=vcam.state(), vcam_error=vcam.error,
+            vcam_readers=vcam.readers, one_reader=loopback.one_reader(getattr(vcam.camera, "driver", None)),
+            stage_ms={name: self.times.median(name) for name in self.times.names},
+            latency_ms=self.latency.median("latency"), frames_out=self.counters.frames_out,
+            dropped=self.capture_slot.dropped + self.composite_slot.dropped,
+            errors=self.counters.errors + vcam.errors, damaged=self.capture.damaged, rss_mb=rss_mb())
+
+    def status_line(self) -> str:
+        return self.status().line()

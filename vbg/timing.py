@@ -23,6 +23,10 @@ class StageTimes:
         self._counts = {name: 0 for name in stages}
         self._capacity = capacity
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._rings)
+
     def add(self, stage: str, ms: float) -> None:
         n = self._counts[stage]
         self._rings[stage][n % self._capacity] = ms
@@ -43,10 +47,6 @@ class StageTimes:
     def median(self, stage: str) -> float:
         s = self.samples(stage)
         return float(np.median(s)) if len(s) else 0.0
-
-    def medians_text(self, sep: str = " ") -> str:
-        """'capture 2.9 pre 2.3 infer 10.3 …': median ms per stage, for status lines."""
-        return sep.join(f"{SHORT_NAMES.get(n, n)} {self.median(n):.1f}" for n in self._rings)
 
     def summary(self) -> dict[str, dict[str, float]]:
         out = {}

@@ -140,7 +140,7 @@ def classify(frame: np.ndarray) -> str:
     return "other"
 
 
-CARD_TEXTS = ("vbg: starting camera", "camera lost - reconnecting", "no camera found")
+CARD_TEXTS = ("vbg: starting camera", "camera lost, reconnecting", "no camera found")
 
 
 def card_text(frame: np.ndarray) -> str:

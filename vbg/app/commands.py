@@ -1,6 +1,6 @@
 """Every command the app takes, in one table: its `vbg ctl` verb, window keys and global hotkey.
 
-Adding a command is one row here and one `cmd_<verb>` method on the window (vbg/app/window.py)."""
+Adding a command is one row here and one `cmd_<verb>` method on the controller (vbg/app/controller.py)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ def run_gui(settings: Settings, saved: Settings, duration: float | None = None,
 
     from vbg.app.control import ControlServer, app_is_running, send
     from vbg.app.hotkeys import GlobalHotkeys
-    from vbg.app.window import MainWindow, settings_path
+    from vbg.app.controller import settings_path
+    from vbg.app.window import MainWindow
 
     from vbg.app.qtcheck import check_platform_libraries, check_qt_binding, singleton_refcounts
 
@@ -41,9 +42,9 @@ def run_gui(settings: Settings, saved: Settings, duration: float | None = None,
     if app_is_running():
         return hand_over(settings, given or [], send)
     window = MainWindow(settings, saved, settings_path(), start_in_tray=tray)
-    server = ControlServer(window.handle_command)
+    server = ControlServer(window.controller.handle)
     hotkeys = GlobalHotkeys()
-    hotkeys.command.connect(lambda verb: window.handle_command(verb, []))
+    hotkeys.command.connect(lambda verb: window.controller.handle(verb, []))
     log.info("%s", hotkeys.state)
     if tray:
         wait_for_tray(window)
@@ -57,7 +58,7 @@ def run_gui(settings: Settings, saved: Settings, duration: float | None = None,
         QTimer.singleShot(int(duration * 1000), window.quit)
     if status_every:
         def report():
-            p = window.pipeline
+            p = window.controller.pipeline
             line = p.status_line() if p is not None else "engine not running"
             refs = "/".join(map(str, singleton_refcounts()))
             print(f"vbg: {line} | refs True/None/False {refs}", file=sys.stderr, flush=True)
@@ -68,8 +69,7 @@ def run_gui(settings: Settings, saved: Settings, duration: float | None = None,
     finally:
         hotkeys.stop()
         server.close()
-        if window.pipeline is not None:
-            window.pipeline.stop()
+        window.controller.stop()
 
 
 TRAY_WAIT_S = 15.0

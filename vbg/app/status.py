@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from vbg import loopback
-from vbg.pipeline import Pipeline
-
-CAMERA_WORDS = {"starting": "camera starting", "lost": "camera lost, reconnecting", "absent": "no camera found",
-                "ended": "video ended"}
+from vbg.pipeline import PipelineStatus
+from vbg.timing import SHORT_NAMES
 
 
-def virtual_camera_words(pipeline: Pipeline) -> str:
-    vcam = pipeline.vcam
-    if not pipeline.settings.output.vcam:
+def virtual_camera_words(status: PipelineStatus) -> str:
+    if not status.vcam_wanted:
         return "virtual camera off"
-    if vcam.camera is None:
-        return "virtual camera not available" if vcam.error else "virtual camera starting"
-    readers = vcam.readers
+    if not status.vcam_open:
+        return "virtual camera not available" if status.vcam_error else "virtual camera starting"
+    readers = status.vcam_readers
     if readers is None:
         return "virtual camera on"
     if readers == 0:
         return "virtual camera: no app is using it"
     words = f"virtual camera: in use by {readers} app{'s' * (readers != 1)}"
-    if loopback.one_reader(getattr(vcam.camera, "driver", None)):
+    if status.one_reader:
         words += " (other apps are refused: v4l2loopback lets one app read at a time)"
     return words
 
@@ -30,24 +26,12 @@ def device_words(provider: str) -> str:
     return "GPU (CUDA)" if provider.startswith("CUDA") else "GPU" if "Tensorrt" in provider else "CPU"
 
 
-def status_text(pipeline: Pipeline) -> tuple[str, str]:
-    """(line, details): e.g. '30 fps · virtual camera: in use by 1 app · CPU', and the stage timings.
-    Call `pipeline.status_line()` first: it updates the measured fps."""
-    p = pipeline
-    if p.paused:
-        first = "paused: calls see the privacy image"
-    elif p.capture.state in CAMERA_WORDS:
-        first = CAMERA_WORDS[p.capture.state]
-    elif p.capture.state == "idle":
-        first = "camera off until an app uses the virtual camera"
-    elif p.capture.stalled:
-        first = CAMERA_WORDS["lost"]
-    else:
-        first = f"{p.output_fps:.0f} fps"
-    line = f"{first} · {virtual_camera_words(p)} · {device_words(p.segmenter.provider)}"
-    details = (f"stage medians (ms): {p.times.medians_text(' · ')}\nlatency {p.latency.median('latency'):.0f} ms "
-               f"· dropped {p.capture_slot.dropped + p.composite_slot.dropped} · errors "
-               f"{p.counters.errors + p.vcam.errors}"
-               + (f" · damaged camera frames dropped {p.capture.damaged}" if p.capture.damaged else "")
-               + f"\n{p.segmenter.provider_note}\n{p.vcam.state()}")
+def status_text(status: PipelineStatus) -> tuple[str, str]:
+    """(line, details): e.g. '30 fps · virtual camera: in use by 1 app · CPU', and the stage timings."""
+    s = status
+    line = f"{s.camera_words} · {virtual_camera_words(s)} · {device_words(s.provider)}"
+    stages = " · ".join(f"{SHORT_NAMES.get(k, k)} {v:.1f}" for k, v in s.stage_ms.items())
+    details = (f"stage medians (ms): {stages}\nlatency {s.latency_ms:.0f} ms · dropped {s.dropped} · errors {s.errors}"
+               + (f" · damaged camera frames dropped {s.damaged}" if s.damaged else "")
+               + f"\n{s.provider_note}\n{s.vcam}")
     return line, details

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 class TrayMenu(QMenu):
     """The menu, built from the window's commands and gallery so both stay one list. `command(verb,
-    args)` is the window's handle_command; `state()` returns its status_dict."""
+    args)` is the controller's handle; `state()` returns its status."""
 
     def __init__(self, command: Callable[[str, list[str]], dict], state: Callable[[], dict],
                  choices: Callable[[], list], show_window: Callable[[], None], quit_app: Callable[[], None]):
