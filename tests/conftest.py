@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vbg.segment import Segmenter
+from vbg.matting.segment import Segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VBG_SHARED", ROOT.parent / "shared"))
@@ -54,7 +54,7 @@ def isolated_dirs(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def segmenter():
     from vbg.model import ModelSpec
-    from vbg.segment import Segmenter
+    from vbg.matting.segment import Segmenter
 
     return Segmenter(MODEL, ModelSpec.load(), device="cpu")
 

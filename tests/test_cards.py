@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import run_vbg
-from vbg.cards import privacy_image, status_card
+from vbg.outputs.cards import privacy_image, status_card
 
 
 def test_privacy_image_is_the_background_black_or_a_picture_never_the_room(tmp_path):

@@ -105,7 +105,7 @@ def test_devices_says_what_is_missing():
     assert "CPUExecutionProvider" in r.stdout
     from importlib.metadata import version
     assert f"compositor: the compiled edge pass (numba {version('numba')};" in r.stdout
-    from vbg import loopback
+    from vbg.outputs import loopback
     devices = loopback.loopback_devices()   # a desktop with v4l2loopback loaded lists them instead of the fix
     assert all(d.path in r.stdout for d in devices) if devices else "modprobe v4l2loopback" in r.stdout
 
@@ -279,11 +279,11 @@ def test_a_header_counting_a_frame_more_than_the_stream_is_not_a_failure(monkeyp
     """Transcodes with an audio track often leave the container counting one frame the stream lacks."""
     import argparse
 
-    import vbg.chain
+    import vbg.matting.chain
     import vbg.render
     from vbg.cli import cmd_render
 
-    monkeypatch.setattr(vbg.chain, "open_segmenter", lambda settings: None)
+    monkeypatch.setattr(vbg.matting.chain, "open_segmenter", lambda settings: None)
     args = argparse.Namespace(input="in.mp4", output="out.mp4", background="blur", alpha_dir=None, quiet=True)
     monkeypatch.setattr("vbg.cli.settings_from_args", lambda a: None)
     monkeypatch.setattr(vbg.render, "render", lambda *a, **k: (183, 184))
@@ -297,14 +297,14 @@ def test_devices_names_the_model_in_use_and_auto_without_either_backend_names_bo
     r = run_vbg("devices")
     assert r.returncode == 0 and f"VBG_MODEL {SHARED / 'models'}" in r.stdout and "(in use)" in r.stdout
     assert "not downloaded yet" not in r.stdout                        # the cache does not matter then
-    from vbg import loopback, output, pipewire
+    from vbg.outputs import loopback, pipewire, sinks
 
     monkeypatch.setattr(loopback, "loopback_devices", lambda: [])
     monkeypatch.setattr(pipewire, "socket_path", lambda: SHARED / "no-such-socket")
     from vbg.errors import VbgError
 
     with pytest.raises(VbgError, match="neither a v4l2loopback device nor a running PipeWire"):
-        output.vcam_opener("auto")(1280, 720, 30.0)
+        sinks.vcam_opener("auto")(1280, 720, 30.0)
 
 
 def test_every_option_says_what_it_does():

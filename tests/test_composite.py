@@ -8,8 +8,8 @@ import pytest
 
 from conftest import BACKGROUND
 from vbg.backgrounds import BlurredRoom, LoopingVideo, Passthrough, SolidColor, StillImage, parse_background
-from vbg.composite import Compositor
-from vbg.refine import EdgeRefiner
+from vbg.matting.composite import Compositor
+from vbg.matting.refine import EdgeRefiner
 from vbg.errors import VbgError
 from vbg.settings import CompositeSettings, edge_preset
 

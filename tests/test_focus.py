@@ -1,4 +1,4 @@
-"""The head view (vbg/focus.py): where its crop goes, how it is laid over the full view, and how the
+"""The head view (vbg/matting/focus.py): where its crop goes, how it is laid over the full view, and how the
 chain shares the model's runs between the two views."""
 
 import dataclasses
@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vbg.focus import FULL, HEAD, HeadFocus
+from vbg.matting.focus import FULL, HEAD, HeadFocus
 
 HALF = (72, 128)  # the crop of a 16:9 frame, in cells of its 144x256 grid
 
@@ -145,7 +145,7 @@ def talking_head_frames():
 
 
 def _chain(segmenter, **segment):
-    from vbg.chain import MatteChain
+    from vbg.matting.chain import MatteChain
     from vbg.settings import Settings
 
     segmenter.keep_aspect = True  # the session is shared with vbg eval's tests, which stretch for `raw`

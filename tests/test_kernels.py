@@ -1,4 +1,4 @@
-"""The compiled edge pass (vbg/kernels.py) against the OpenCV path it replaces, on real frames and the
+"""The compiled edge pass (vbg/matting/kernels.py) against the OpenCV path it replaces, on real frames and the
 real model's masks; and that compiling never holds up a frame."""
 
 import threading
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from conftest import CLIP_720P
-from vbg import kernels
+from vbg.matting import kernels
 from vbg.backgrounds import SolidColor, parse_background
-from vbg.chain import MatteChain
-from vbg.composite import Compositor
+from vbg.matting.chain import MatteChain
+from vbg.matting.composite import Compositor
 from vbg.frames import Frame
-from vbg.kernels import KERNELS, CompiledKernels
+from vbg.matting.kernels import KERNELS, CompiledKernels
 from vbg.settings import CompositeSettings, Settings, apply_edge_preset
-from vbg.smooth import EdgeHold
+from vbg.matting.smooth import EdgeHold
 
 pytestmark = pytest.mark.skipif(not KERNELS.available, reason="needs numba (a dependency of vbg where it has wheels)")
 

@@ -4,8 +4,8 @@ its QUERYCAP) are stood in for by replacing the two functions that read them."""
 
 import pytest
 
-from vbg import loopback
-from vbg.output import VirtualCameraSink
+from vbg.outputs import loopback
+from vbg.outputs.sinks import VirtualCameraSink
 
 
 @pytest.mark.parametrize("text, version", [("0.15.0", (0, 15, 0)), ("0.13.2", (0, 13, 2)), ("0.12.7", (0, 12, 7)),
@@ -64,13 +64,11 @@ def test_the_status_says_other_apps_are_refused_where_the_driver_refuses_them(dr
 
 
 def test_the_window_says_other_apps_are_refused_on_a_one_reader_driver():
-    from types import SimpleNamespace
-
     from vbg.app.status import virtual_camera_words
 
     for driver, refused in (((0, 15, 0), True), (None, False)):
         sink = VirtualCameraSink((64, 48), 30, None, open_camera=lambda *a, d=driver: OneReaderCamera(d))
-        words = virtual_camera_words(SimpleNamespace(vcam=sink, settings=SimpleNamespace(output=SimpleNamespace(vcam=True))))
+        words = virtual_camera_words(sink.status())
         assert words.startswith("virtual camera: in use by 1 app") and ("other apps are refused" in words) == refused
 
 
@@ -79,7 +77,7 @@ def test_a_lost_loopback_webcam_nobody_writes_to_is_left_closed_so_its_writer_ca
     in a loop kept its program (ffmpeg in the system test; OBS for users) from ever writing again."""
     import time
 
-    from vbg.capture import CaptureThread, FrameSource
+    from vbg.capture.source import CaptureThread, FrameSource
     from vbg.frames import FramePool, LatestSlot
     from vbg.settings import CaptureSettings
     from vbg.timing import StageTimes

@@ -10,7 +10,7 @@ import pytest
 from conftest import MODEL, run_vbg
 from vbg.errors import VbgError
 from vbg.model import ModelSpec, download_model, resolve_model
-from vbg.segment import Segmenter
+from vbg.matting.segment import Segmenter
 
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import CLIP_720P, MODEL, SHARED, need_tool, run_vbg
-from vbg.output import Recorder, ReaderWatcher
+from vbg.outputs.sinks import Recorder, ReaderWatcher
 
 
 
@@ -107,7 +107,7 @@ def test_missing_loopback_device_exits_2_with_the_fix(tmp_path):
 
 def fix_for_this_machine() -> str:
     """The install advice where no loopback device exists; on a desktop with one, its state instead."""
-    from vbg import loopback
+    from vbg.outputs import loopback
     devices = loopback.loopback_devices()
     return devices[0].describe() if devices else "modprobe v4l2loopback"
 

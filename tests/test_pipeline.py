@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 
-from vbg.capture import CaptureThread, FrameSource
+from vbg.capture.source import CaptureThread, FrameSource
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
 from vbg.pipeline import Pipeline
@@ -278,7 +278,7 @@ class SlowCamera(FrameSource):
 def test_a_camera_slow_to_its_first_frame_after_resume_shows_only_the_starting_card(any_segmenter):
     """The reconnecting card used to come before a slow camera's first frame after a resume (the camera
     counted as live from its open, so lost 2 s later)."""
-    from vbg.cards import status_card
+    from vbg.outputs.cards import status_card
     from vbg.pipeline import STARTING_TEXT
 
     cameras = []

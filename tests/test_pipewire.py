@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vbg.pipewire import pw_dump_objects
+from vbg.outputs.pipewire import pw_dump_objects
 
 from conftest import CLIP_720P, MODEL, need_module, need_tool
 

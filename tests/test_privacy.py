@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import vbg.pipeline
-from vbg.capture import FrameSource
+from vbg.capture.source import FrameSource
 from vbg.pipeline import Pipeline
 from vbg.settings import Settings
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import CLIP_720P
-from vbg import composite, refine
+from vbg.matting import composite, refine
 from vbg.backgrounds import SolidColor
-from vbg.chain import MatteChain
+from vbg.matting.chain import MatteChain
 from vbg.frames import Frame
-from vbg.regions import EDGE, PERSON, ROOM, GridToFrame, plan
+from vbg.matting.regions import EDGE, PERSON, ROOM, GridToFrame, plan
 from vbg.settings import Settings, apply_edge_preset
-from vbg.smooth import EdgeHold
+from vbg.matting.smooth import EdgeHold
 
 SIZES = [((144, 256), (720, 1280)), ((144, 256), (1080, 1920)), ((144, 192), (480, 640)),
          ((144, 256), (540, 960))]

@@ -5,9 +5,9 @@ import numpy as np
 
 from conftest import VIDEO_GT
 from vbg import metrics
-from vbg.chain import MatteChain
+from vbg.matting.chain import MatteChain
 from vbg.settings import Settings
-from vbg.smooth import EdgeHold, MaskSmoother
+from vbg.matting.smooth import EdgeHold, MaskSmoother
 import pytest
 
 
@@ -70,7 +70,7 @@ def _flipping_alpha_over_a_still_picture(hold, grey_noise, frames=17, shape=(72,
     for i in range(frames):
         gray = hold.frame_gray(shape)
         noisy = np.clip(120 + rng.normal(0, grey_noise, shape), 0, 255).astype(np.uint8)
-        cv2.blur(noisy, (3, 3), dst=gray)  # as vbg/refine.py fills it
+        cv2.blur(noisy, (3, 3), dst=gray)  # as vbg/matting/refine.py fills it
         new = np.full(shape, 100 + EdgeHold.TRAIL_LEVELS * (i % 2), np.uint8)
         if hold.active:
             hold(new, previous, (0, shape[0], 0, shape[1]))

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vbg.capture import open_video
+from vbg.capture.source import open_video
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
 

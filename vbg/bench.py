@@ -10,11 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vbg.capture import FileSource
-from vbg.capture import open_video
-from vbg.chain import open_segmenter
+from vbg.capture.source import FileSource
+from vbg.capture.source import open_video
+from vbg.matting.chain import open_segmenter
 from vbg.errors import VbgError
-from vbg.kernels import COMPILE_WAIT_S, KERNELS
+from vbg.matting.kernels import COMPILE_WAIT_S, KERNELS
 from vbg.pipeline import Pipeline
 from vbg.settings import Settings
 from vbg.timing import STAGES
@@ -98,18 +98,17 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
             pipeline.times.reset()
             pipeline.latency.reset()
             start_frames = pipeline.counters.frames_out
-            gate = pipeline.chain.gate
-            g0 = (gate.frames, gate.runs, gate.head_runs)
+            before = pipeline.status()
             t0, c0 = time.perf_counter(), time.process_time()
             pipeline.wait(frames=start_frames + frames)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             done = pipeline.counters.frames_out - start_frames
             paths = {k: v - paths0[k] for k, v in pipeline.chain.compositor.frames_by_path.items()}
-            model_share = min(1.0, (gate.runs - g0[1]) / max(1, gate.frames - g0[0]))
-            head_share = (gate.head_runs - g0[2]) / max(1, gate.frames - g0[0])
+            after = pipeline.status()
+            model_share, head_share = after.shares_since(before)
         finally:
             pipeline.stop()
-        dropped = pipeline.capture_slot.dropped + pipeline.composite_slot.dropped
+        dropped = after.dropped
 
         # The bare model on the same session, same thread settings, same run.
         model_wall, model_cpu = [], []
@@ -134,7 +133,7 @@ def run_bench(settings: Settings, input_path: str | None, size: tuple[int, int] 
         if len(lat) else None,
         "model_infer_ms": round(model_ms, 3),
         "model_share": round(model_share, 3),  # frames the model ran on (below 1 with --adaptive auto)
-        "head_share": round(head_share, 3),  # of them, on the head (vbg/focus.py)
+        "head_share": round(head_share, 3),  # of them, on the head (vbg/matting/focus.py)
         "model_infer_cpu_ms": round(model_cpu_ms, 3),
         "provider": segmenter.provider,
         "threads": segmenter.threads,

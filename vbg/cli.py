@@ -73,7 +73,7 @@ def _box(text):
 def _add_model_args(p):
     p.add_argument("--model", metavar="PATH", help="the ONNX model (default: $VBG_MODEL, then the user cache, "
                    "downloading it there if missing)")
-    from vbg.segment import DEVICES
+    from vbg.matting.segment import DEVICES
 
     p.add_argument("--device", choices=DEVICES, default=argparse.SUPPRESS,
                    help="inference device; auto uses CUDA only if onnxruntime confirms it (default: auto)")
@@ -316,7 +316,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from vbg.chain import open_segmenter
+    from vbg.matting.chain import open_segmenter
     from vbg.render import render
 
     settings = settings_from_args(args)
@@ -341,7 +341,7 @@ def cmd_bench(args) -> int:
         raise VbgError(f"reference model {args.reference} does not exist (the MediaPipe selfie ONNX, e.g. "
                        "../shared/peers/mp_selfie_segmentation_landscape_144x256.onnx)")
     if getattr(args, "compositor", "auto") == "compiled":
-        from vbg.kernels import KERNELS
+        from vbg.matting.kernels import KERNELS
 
         if not KERNELS.available:
             raise VbgError("--compositor compiled needs numba (pip install numba); without it vbg composites "
@@ -360,7 +360,7 @@ def cmd_bench(args) -> int:
 
 def cmd_eval(args) -> int:
     from vbg.evaluate import VARIANTS, eval_clip, eval_stills, eval_video, format_clip_report, format_report
-    from vbg.chain import open_segmenter
+    from vbg.matting.chain import open_segmenter
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import cv2
 
-from vbg import loopback
+from vbg.outputs import loopback
 from vbg.model import MODEL_ENV, ModelSpec, sha256_of
-from vbg.output import loopback_fix
-from vbg.segment import CUDA, cuda_library_missing, nvidia_driver_present
+from vbg.outputs.sinks import loopback_fix
+from vbg.matting.segment import CUDA, cuda_library_missing, nvidia_driver_present
 
 
 def video_devices() -> tuple[list[str], list[str]]:
@@ -57,7 +57,7 @@ def report(model_arg: str | None = None) -> str:
     else:
         lines.append(f"  (found when vbg starts) — {loopback_fix()}")
     if sys.platform.startswith("linux"):
-        from vbg import pipewire
+        from vbg.outputs import pipewire
 
         lines.append("PipeWire camera (--vcam-backend pipewire; no kernel module):")
         lines += pipewire.status()
@@ -94,7 +94,7 @@ def report(model_arg: str | None = None) -> str:
 
 
 def compositor_line() -> str:
-    """Which path does the edge band (vbg/kernels.py), without importing numba."""
+    """Which path does the edge band (vbg/matting/kernels.py), without importing numba."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -19,11 +19,11 @@ from vbg import metrics
 from vbg.backgrounds import IMAGE_SUFFIXES
 from vbg.errors import VbgError
 from vbg.progress import ProgressBar
-from vbg.chain import MatteChain
+from vbg.matting.chain import MatteChain
 from vbg.render import InputItems
-from vbg.segment import Segmenter
+from vbg.matting.segment import Segmenter
 from vbg.settings import CompositeSettings, Settings, SmoothSettings
-from vbg.smooth import EmaSmoother, MaskSmoother
+from vbg.matting.smooth import EmaSmoother, MaskSmoother
 
 VARIANTS = ("pipeline", "raw", "ema")
 COLOURS = (0.0, 255.0)  # composites are scored over black and over white

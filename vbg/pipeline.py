@@ -21,14 +21,13 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import parse_background
-from vbg.cards import PAUSED_TEXT, privacy_image, status_card
-from vbg.capture import CameraAbsent, CaptureThread, FrameSource, open_source
-from vbg.chain import MatteChain, open_segmenter
+from vbg.outputs.cards import PAUSED_TEXT, privacy_image, status_card
+from vbg.capture.source import CameraAbsent, CaptureThread, FrameSource, open_source
+from vbg.matting.chain import MatteChain, open_segmenter
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
-from vbg import loopback
-from vbg.output import Recorder, VirtualCameraSink, close_quietly, vcam_opener
-from vbg.segment import Segmenter
+from vbg.outputs.sinks import Recorder, VirtualCameraSink, VirtualCameraStatus, close_quietly, vcam_opener
+from vbg.matting.segment import Segmenter
 from vbg.settings import Settings
 from vbg.timing import SHORT_NAMES, StageTimes
 
@@ -75,19 +74,20 @@ class PipelineStatus:
     head_share: float      # of which on the head view
     provider: str
     provider_note: str
-    vcam_wanted: bool
-    vcam_open: bool
-    vcam: str              # the virtual camera's state in words
-    vcam_error: str | None
-    vcam_readers: int | None
-    one_reader: bool       # the driver lets one app read at a time
+    vcam: VirtualCameraStatus
     stage_ms: dict[str, float]
     latency_ms: float
-    frames_out: int
+    totals: RunSample      # the counters since the start, now
     dropped: int
     errors: int
     damaged: int
     rss_mb: float
+
+    def shares_since(self, earlier: PipelineStatus) -> tuple[float, float]:
+        """The model's share of frames, and the head view's, between two snapshots."""
+        a, b = earlier.totals, self.totals
+        gated = max(1, b.gated - a.gated)
+        return min(1.0, (b.model_runs - a.model_runs) / gated), (b.head_runs - a.head_runs) / gated
 
     @property
     def camera_words(self) -> str:
@@ -107,7 +107,7 @@ class PipelineStatus:
         if self.head_share:
             ms += f" ({100 * self.head_share:.0f}% on the head)"
         return (f"{self.fps:5.1f} fps | ms: {ms} | latency {self.latency_ms:.0f} ms | {self.provider} | camera "
-                f"{self.camera} | {self.vcam} | dropped {self.dropped} | rss {self.rss_mb:.0f} MB | errors {self.errors}"
+                f"{self.camera} | {self.vcam.words} | dropped {self.dropped} | rss {self.rss_mb:.0f} MB | errors {self.errors}"
                 + (f" | damaged camera frames dropped {self.damaged}" if self.damaged else ""))
 
 
@@ -476,6 +476,7 @@ class Pipeline:
         first, last = samples[0], samples[-1]
         span = last.t - first.t
         gated = max(1, last.gated - first.gated)
+        now = self._sample(time.monotonic())
         camera = self.capture.state
         vcam = self.vcam
         return PipelineStatus(
@@ -484,10 +485,9 @@ class Pipeline:
             model_share=min(1.0, (last.model_runs - first.model_runs) / gated),
             head_share=(last.head_runs - first.head_runs) / gated,
             provider=self.segmenter.provider, provider_note=self.segmenter.provider_note,
-            vcam_wanted=self.settings.output.vcam, vcam_open=vcam.camera is not None, vcam=vcam.state(), vcam_error=vcam.error,
-            vcam_readers=vcam.readers, one_reader=loopback.one_reader(getattr(vcam.camera, "driver", None)),
+            vcam=vcam.status(),
             stage_ms={name: self.times.median(name) for name in self.times.names},
-            latency_ms=self.latency.median("latency"), frames_out=self.counters.frames_out,
+            latency_ms=self.latency.median("latency"), totals=now,
             dropped=self.capture_slot.dropped + self.composite_slot.dropped,
             errors=self.counters.errors + vcam.errors, damaged=self.capture.damaged, rss_mb=rss_mb())
 

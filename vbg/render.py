@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, parse_background
-from vbg.capture import open_video
-from vbg.chain import MatteChain
+from vbg.capture.source import open_video
+from vbg.matting.chain import MatteChain
 from vbg.errors import VbgError
 from vbg.progress import ProgressBar
-from vbg.segment import Segmenter
+from vbg.matting.segment import Segmenter
 from vbg.settings import Settings
 
 

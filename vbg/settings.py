@@ -32,7 +32,7 @@ class SegmentSettings:
     device: str = "auto"                   # auto | cpu | cuda
     threads: int = 0                       # onnxruntime intra-op threads; 0 = pick for this machine
     adaptive: str = "auto"                 # auto: skip the model while the picture holds still; off
-    focus: str = "head"                    # head: every other model run looks at the head at 1.75x (vbg/focus.py); off
+    focus: str = "head"                    # head: every other model run looks at the head at 1.75x (vbg/matting/focus.py); off
 
 
 def _tuned(default):
@@ -53,7 +53,7 @@ class SmoothSettings:
     strength: float = 0.9                  # hold on the mask grid where the image is still; 0 = all smoothing off
     edge_hold: float = _tuned(0.85)        # the same at full size, on the refined edge (0 = off)
     edge_motion_levels: int = _tuned(8)    # full-size grey change (after a 3x3 box) that counts as motion;
-                                           # raised to 4x the camera's noise where that is more (vbg/smooth.py)
+                                           # raised to 4x the camera's noise where that is more (vbg/matting/smooth.py)
 
 
 @dataclass
@@ -73,7 +73,7 @@ class CompositeSettings:
     feather: int = 0                       # soften the edge by this many full-size pixels
     background: str = "blur"               # blur[:1-100], color:#RRGGBB, none, or an image or video file
     mirror: bool = False
-    # which path composes: "compiled" (vbg/kernels.py, once compiled), "opencv", or "auto" (compiled when
+    # which path composes: "compiled" (vbg/matting/kernels.py, once compiled), "opencv", or "auto" (compiled when
     # numba is there); a choice for `vbg bench`, never saved
     compositor: str = field(default="auto", metadata={"saved": False})
 

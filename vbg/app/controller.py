@@ -21,7 +21,7 @@ import numpy as np
 from vbg.app import gallery
 from vbg.app.commands import BY_VERB
 from vbg.backgrounds import BlurredRoom, parse_background
-from vbg.chain import open_segmenter
+from vbg.matting.chain import open_segmenter
 from vbg.errors import VbgError
 from vbg.pipeline import Pipeline
 from vbg.resources import config_dir
@@ -371,7 +371,7 @@ class Controller:
             "provider": s.provider if s else None,
             "camera": s.camera if s else "stopped",
             "source": self.settings.capture.input or self.settings.capture.camera,
-            "virtual_camera": s.vcam if s else "stopped",
+            "virtual_camera": s.vcam.words if s else "stopped",
             "paused": self.paused,
         }
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from vbg.backgrounds import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, BlurredRoom, Passthrough, SolidColor, cover,
                              parse_background)
-from vbg.capture import open_video
+from vbg.capture.source import open_video
 from vbg.errors import VbgError
 from vbg.resources import config_dir, shipped_dir
 

@@ -17,7 +17,7 @@ from vbg.app.controller import CAMERA_DEFAULT, Controller
 from vbg.backgrounds import DEFAULT_BLUR
 from vbg.devices import video_devices
 from vbg.pipeline import PipelineStatus
-from vbg.segment import DEVICES
+from vbg.matting.segment import DEVICES
 from vbg.settings import PAUSE_IMAGES
 
 SIZES = ("640x480", "1280x720", "1920x1080")
@@ -235,7 +235,7 @@ class EnginePanel(Panel):
 
     def show_status(self, status: PipelineStatus) -> None:
         self.provider.setText(status.provider_note)
-        self.vcam_state.setText(status.vcam)
+        self.vcam_state.setText(status.vcam.words)
 
     def model_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose the model file", str(Path.home()), "ONNX models (*.onnx)")

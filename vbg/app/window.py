@@ -177,10 +177,10 @@ class MainWindow(QMainWindow):
         self.status.setToolTip(details)
         self.tray.set_tooltip(f"vbg — {line}")
         self.engine.show_status(s)
-        if s.vcam_error and s.vcam_wanted:
+        if s.vcam.error and s.vcam.enabled:
             self.vcam_text.setText(f"The virtual camera is not available, so call apps cannot see vbg yet.\n"
-                                   f"{s.vcam_error}.\nThen choose Retry.")
-            self.vcam_text.setToolTip(s.vcam_error)
+                                   f"{s.vcam.error}.\nThen choose Retry.")
+            self.vcam_text.setToolTip(s.vcam.error)
             self.vcam_panel.show()
         else:
             self.vcam_panel.hide()

@@ -1,5 +1,5 @@
 """Segmentation models: each is one module here with a `SegmentationModel` subclass, plus its manifest
-(file, URL, sha256, tensor shapes) in the top-level `models/` folder. The runner (vbg/segment.py) does
+(file, URL, sha256, tensor shapes) in the top-level `models/` folder. The runner (vbg/matting/segment.py) does
 the rest: the onnxruntime session, the letterbox, the buffers. Adding a model is one file here."""
 
 from __future__ import annotations

@@ -40,9 +40,9 @@ class GridToFrame:
 
     @property
     def taps(self) -> tuple[np.ndarray, ...]:
-        """Where each row, then each column, takes its value from (vbg/kernels.py's bilinear_taps)."""
+        """Where each row, then each column, takes its value from (vbg/matting/kernels.py's bilinear_taps)."""
         if self._taps is None:
-            from vbg.kernels import bilinear_taps
+            from vbg.matting.kernels import bilinear_taps
             self._taps = bilinear_taps(self.grid[0], self.frame[0], rows=True) + \
                 bilinear_taps(self.grid[1], self.frame[1], rows=False)
         return self._taps

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from vbg.errors import VbgError, brief
-from vbg.focus import FULL, HEAD
+from vbg.matting.focus import FULL, HEAD
 from vbg.model import ModelSpec
 from vbg.models import SegmentationModel, load_model
 
@@ -260,7 +260,7 @@ class InferenceGate:
     again as soon as more than `share` of the grid changed by over `levels` grey levels since its last
     run, and at least every `max_skip + 1` frames (`max_skip` 0: every frame, adaptive inference off).
 
-    With a head crop (vbg/focus.py) the model has two views, the full frame and the head. They share
+    With a head crop (vbg/matting/focus.py) the model has two views, the full frame and the head. They share
     those runs, so the crop costs no extra ones: a run goes to the view whose part of the picture
     moved (the full view's part is outside the crop), and to the one that waited longer when both or
     neither did. After a cut (over `cut_share` of the grid changed since the last run: another

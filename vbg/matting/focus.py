@@ -5,7 +5,7 @@ grid.
 At the full view the model is least sure at the ears, the top of the hair and the shoulders' outline
 (P of 0.1-0.3 at ears against a light wall on video_gt); closer up it is much surer there. The chain
 alternates the two views (full frame, head) rather than running both, so the model runs no more
-often than before; the inference gate (vbg/segment.py) picks the view whose part of the picture moved.
+often than before; the inference gate (vbg/matting/segment.py) picks the view whose part of the picture moved.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vbg.regions import GridToFrame
+from vbg.matting.regions import GridToFrame
 
 FULL, HEAD = "full", "head"
 
@@ -72,7 +72,7 @@ class HeadFocus:
         return rect
 
     def look(self, image: np.ndarray, rect: tuple[int, int, int, int], segmenter) -> None:
-        """Runs the model (a vbg.segment.Segmenter) on the crop `rect` of `image` and keeps the result."""
+        """Runs the model (a vbg.matting.segment.Segmenter) on the crop `rect` of `image` and keeps the result."""
         m = self._mapping
         y0, y1, x0, x1 = rect
         self.store(segmenter.infer_view(image[m.pixel_y(y0):m.pixel_y(y1), m.pixel_x(x0):m.pixel_x(x1)]), rect)

@@ -1,5 +1,5 @@
-"""Compositing at full resolution, region by region (vbg/regions.py): the room and the person are
-copies; only the edge band is refined (vbg/refine.py) and blended, with the fine edge the person's
+"""Compositing at full resolution, region by region (vbg/matting/regions.py): the room and the person are
+copies; only the edge band is refined (vbg/matting/refine.py) and blended, with the fine edge the person's
 own colour pasted at it. The blend is done in 8-bit with preallocated buffers.
 """
 
@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import Background, Passthrough
-from vbg.kernels import COMPILE_WAIT_S, KERNELS, SOFT
-from vbg.refine import EdgeRefiner
-from vbg.regions import EDGE, PERSON, ROOM, Region
+from vbg.matting.kernels import COMPILE_WAIT_S, KERNELS, SOFT
+from vbg.matting.refine import EdgeRefiner
+from vbg.matting.regions import EDGE, PERSON, ROOM, Region
 from vbg.settings import CompositeSettings
-from vbg.smooth import EdgeHold
+from vbg.matting.smooth import EdgeHold
 
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class Compositor:
     """frame + mask -> output image, at the frame's full size. Not thread-safe: one thread composes;
     `background` may be swapped from another thread between frames.
 
-    Region by region (vbg/regions.py): the room and the person are copies, and only the edge band is
+    Region by region (vbg/matting/regions.py): the room and the person are copies, and only the edge band is
     refined and blended (with `decontaminate`, with the person's own colour at the edge)."""
 
     SOFT = SOFT  # nearer 0 or 1 the pasted colour hardly shows: left as the camera's

@@ -1,8 +1,8 @@
 """The edge band's per-pixel work in one compiled pass (numba), with OpenCV as the fallback.
 
-For each edge rectangle (vbg/regions.py) the OpenCV path makes about fifteen passes over it, each a
+For each edge rectangle (vbg/matting/regions.py) the OpenCV path makes about fifteen passes over it, each a
 Python call: the filter's value from its upsampled coefficients and the guide, the model's bound,
-the hold against last frame's alpha (vbg/smooth.py's EdgeHold), the person's own colour where the edge
+the hold against last frame's alpha (vbg/matting/smooth.py's EdgeHold), the person's own colour where the edge
 is soft, and the blend. `edge_pass` makes one pass over the rectangle's rows, on contiguous rows so
 that the compiler vectorises it. The upsampling stays OpenCV's (it is already vectorised, and both
 paths then start from the same numbers); the room and person rectangles stay plain copies. Both

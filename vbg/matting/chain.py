@@ -13,14 +13,14 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import Background, BlurredRoom, Passthrough, parse_background
-from vbg.composite import Compositor
-from vbg.focus import FULL, HEAD, HeadFocus
+from vbg.matting.composite import Compositor
+from vbg.matting.focus import FULL, HEAD, HeadFocus
 from vbg.frames import Frame
 from vbg.model import resolve_model
 from vbg.models import load_model
-from vbg.segment import InferenceGate, Segmenter
+from vbg.matting.segment import InferenceGate, Segmenter
 from vbg.settings import Settings, resolve_edge
-from vbg.smooth import EdgeHold, MaskSmoother
+from vbg.matting.smooth import EdgeHold, MaskSmoother
 from vbg.timing import StageTimes
 
 
@@ -94,7 +94,7 @@ class MatteChain:
     def segment(self, frame: Frame) -> None:
         """Model-grid image and smoothed mask for `frame`, into its own buffers ('small', 'mask').
 
-        The model looks at the whole frame or, with `focus` on, at a crop of the head (vbg/focus.py),
+        The model looks at the whole frame or, with `focus` on, at a crop of the head (vbg/matting/focus.py),
         one view a run: the gate picks whether it runs (adaptive off: always) and the view whose part
         of the picture moved. The first frame gets both."""
         image = frame.image

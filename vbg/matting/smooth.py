@@ -94,7 +94,7 @@ class EdgeHold:
 
     The guided filter snaps the edge to the image, so the edge's sub-pixel jitter from frame to frame
     is otherwise the largest source of shimmer left (79% of it on video_gt); moving pixels pass through.
-    Works one rectangle at a time (vbg/regions.py): outside the edge band the alpha is 0 or 1 and
+    Works one rectangle at a time (vbg/matting/regions.py): outside the edge band the alpha is 0 or 1 and
     nothing is held.
 
     What counts as motion is a grey change of `motion_levels` or more, raised to `NOISE_SIGMAS` times
@@ -181,7 +181,7 @@ class EdgeHold:
         return self._slack_of
 
     def pass_params(self) -> tuple[np.ndarray, np.ndarray, float, int, int]:
-        """The hold as the compiled edge pass takes it (vbg/kernels.py), while `active`: this frame's grey
+        """The hold as the compiled edge pass takes it (vbg/matting/kernels.py), while `active`: this frame's grey
         and the last's, the share of the old alpha kept, the grey change that is motion, the trail."""
         self.slack_table()
         return self._gray, self._prev_gray, self.strength, math.ceil(self.levels), self.TRAIL_LEVELS

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from vbg.errors import VbgError
-from vbg.output import DeviceSize
+from vbg.outputs.sinks import DeviceSize
 
 log = logging.getLogger("vbg")
 

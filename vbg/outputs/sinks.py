@@ -10,12 +10,13 @@ import select
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from vbg import loopback
+from vbg.outputs import loopback
 from vbg.errors import VbgError, brief
 
 log = logging.getLogger("vbg")
@@ -55,7 +56,7 @@ class DeviceSize:
 class VirtualCamera:
     """pyvirtualcam in BGR (the conversion to the device's format happens in its C++ code).
 
-    On Linux it also keeps the v4l2loopback device reusable (see vbg/loopback.py) and notices when the
+    On Linux it also keeps the v4l2loopback device reusable (see vbg/outputs/loopback.py) and notices when the
     device goes away, which pyvirtualcam only reports by printing per frame."""
 
     CHECK_EVERY_S = 1.0
@@ -112,11 +113,11 @@ def vcam_opener(backend: str):
     """The camera class for --vcam-backend: v4l2loopback (any app), pipewire (no kernel module; apps
     that take PipeWire cameras), or auto: v4l2loopback where a loopback device exists, else PipeWire."""
     if backend == "pipewire":
-        from vbg.pipewire import PipeWireCamera
+        from vbg.outputs.pipewire import PipeWireCamera
 
         return PipeWireCamera
     if backend == "auto" and sys.platform.startswith("linux") and not loopback.loopback_devices():
-        from vbg import pipewire
+        from vbg.outputs import pipewire
 
         if pipewire.socket_path().exists():
             return pipewire.PipeWireCamera
@@ -128,6 +129,16 @@ def _neither_backend(width, height, fps, device=None):
     raise VbgError("no virtual camera: --vcam-backend auto found neither a v4l2loopback device nor a running "
                    "PipeWire: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=vbg, or start "
                    "PipeWire (systemctl --user start pipewire wireplumber)")
+
+
+@dataclass(frozen=True)
+class VirtualCameraStatus:
+    enabled: bool             # the user wants it on
+    open: bool                # a device is open and written to
+    readers: int | None       # apps reading it; None where that cannot be known
+    error: str | None         # why it is not open
+    one_reader: bool          # its driver lets one app read at a time (v4l2loopback 0.13+)
+    words: str                # all of it in a few words, for logs and the details
 
 
 class VirtualCameraSink:
@@ -237,6 +248,11 @@ class VirtualCameraSink:
         driver = getattr(self.camera, "driver", None)
         only_one = f" ({loopback.version_text(driver)}: other apps are refused)" if loopback.one_reader(driver) else ""
         return f"vcam {self.camera.device}: {n} reader{'s' * (n != 1)}{only_one}"
+
+    def status(self) -> VirtualCameraStatus:
+        camera = self.camera
+        return VirtualCameraStatus(self.enabled, camera is not None, self.readers, self.error,
+                                   loopback.one_reader(getattr(camera, "driver", None)), self.state())
 
     def close(self) -> None:
         self._drop()

@@ -5,7 +5,7 @@ the mask grid against the frame there (its grey levels, or its colour for the fi
 and applied to the full-resolution frame, so the outline follows the real edges of hair and
 shoulders rather than the blocky grid. Before that, the mask's unsure edge is pulled toward what the
 local colours say (`ColourUnmixing`). The grid's solution also says where the alpha can only be 0 or
-1, which is where the compositor copies instead of refining (vbg/regions.py); it is reused while the
+1, which is where the compositor copies instead of refining (vbg/matting/regions.py); it is reused while the
 grid holds still (`SteadyGrid`). Buffers are allocated once per frame size.
 """
 
@@ -16,10 +16,10 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from vbg.regions import EDGE, PERSON, ROOM, GridToFrame, Region, cell_kinds, plan
-from vbg.segment import changed_cells
+from vbg.matting.regions import EDGE, PERSON, ROOM, GridToFrame, Region, cell_kinds, plan
+from vbg.matting.segment import changed_cells
 from vbg.settings import CompositeSettings
-from vbg.smooth import EdgeHold
+from vbg.matting.smooth import EdgeHold
 
 _SUM3 = np.ones((1, 3), np.float32)  # cv2.transform with it sums the channels
 SOFT_LEVELS = (3, 252)  # a held alpha closer than this to 0 or 1 may jump there unseen
@@ -155,9 +155,9 @@ class EdgeTerms(NamedTuple):
 
 class EdgeRefiner:
     """Mask-grid probability -> full-resolution 8-bit alpha, steadied over time by `hold`
-    (vbg/smooth.py's EdgeHold, with the temporal smoothing it belongs to).
+    (vbg/matting/smooth.py's EdgeHold, with the temporal smoothing it belongs to).
 
-    Per frame: `prepare` solves the filter on the grid and cuts the frame into regions (vbg/regions.py);
+    Per frame: `prepare` solves the filter on the grid and cuts the frame into regions (vbg/matting/regions.py);
     `refine` then fills one region of `alpha`, computing pixels only in the edge band. Calling the
     refiner does both for the whole frame.
     """
