@@ -297,14 +297,15 @@ def test_devices_names_the_model_in_use_and_auto_without_either_backend_names_bo
     r = run_vbg("devices")
     assert r.returncode == 0 and f"VBG_MODEL {SHARED / 'models'}" in r.stdout and "(in use)" in r.stdout
     assert "not downloaded yet" not in r.stdout                        # the cache does not matter then
-    from vbg.outputs import loopback, pipewire, sinks
+    from vbg import outputs
+    from vbg.outputs import loopback, pipewire
 
     monkeypatch.setattr(loopback, "loopback_devices", lambda: [])
     monkeypatch.setattr(pipewire, "socket_path", lambda: SHARED / "no-such-socket")
     from vbg.errors import VbgError
 
     with pytest.raises(VbgError, match="neither a v4l2loopback device nor a running PipeWire"):
-        sinks.vcam_opener("auto")(1280, 720, 30.0)
+        outputs.vcam_opener("auto")(1280, 720, 30.0)
 
 
 def test_every_option_says_what_it_does():

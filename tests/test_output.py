@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import CLIP_720P, MODEL, SHARED, need_tool, run_vbg
-from vbg.outputs.sinks import Recorder, ReaderWatcher
+from vbg.outputs.sinks import Recorder
+from vbg.outputs.v4l2 import ReaderWatcher
 
 
 
@@ -150,7 +151,7 @@ def test_record_writes_a_playable_video(tmp_path):
     path = tmp_path / "out.avi"
     rec = Recorder(str(path), 64, 48, 25)
     for i in range(5):
-        rec.write(np.full((48, 64, 3), 50 * i, np.uint8))
+        rec.send(np.full((48, 64, 3), 50 * i, np.uint8))
     rec.close()
     cap = cv2.VideoCapture(str(path))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5

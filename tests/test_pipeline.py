@@ -236,7 +236,7 @@ def test_update_applies_live_and_a_bad_background_changes_nothing(clip_720p, any
         assert pipeline.settings.composite.mirror
         bad = Settings.from_dict(__import__("json").loads(changed.to_json()))
         bad.composite.background, bad.composite.mirror = "/no/such/picture.jpg", True
-        with __import__("pytest").raises(VbgError):
+        with pytest.raises(VbgError):
             pipeline.update(bad)
         assert pipeline.settings.composite.background == "color:#00ff00"
     finally:

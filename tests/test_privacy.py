@@ -5,7 +5,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 import vbg.pipeline
 from vbg.capture.source import FrameSource

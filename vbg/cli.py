@@ -12,7 +12,8 @@ import threading
 
 from vbg import __version__
 from vbg.errors import VbgError
-from vbg.settings import (COMPOSITORS, EDGE_PRESETS, VCAM_BACKENDS, Settings, apply_edge_preset, check_pause_image,
+from vbg.outputs import BACKENDS
+from vbg.settings import (COMPOSITORS, EDGE_PRESETS, Settings, apply_edge_preset, check_pause_image,
                           parse_positive, parse_size)
 
 log = logging.getLogger("vbg")
@@ -103,9 +104,8 @@ def _add_live_args(p):
     p.add_argument("--no-vcam", action="store_true", help="no virtual camera (preview/record only)")
     p.add_argument("--vcam-device", metavar="PATH", help="virtual camera device (Linux: /dev/videoN; with "
                    "--vcam-backend pipewire: the node name, default vbg)")
-    p.add_argument("--vcam-backend", choices=VCAM_BACKENDS,
-                   help="v4l2loopback (default; every app), pipewire (no kernel module; OBS, Firefox, Chromium, "
-                   "GNOME Snapshot), auto (v4l2loopback if a device exists, else PipeWire)")
+    p.add_argument("--vcam-backend", choices=tuple(BACKENDS),
+                   help="; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values()) + " (default v4l2loopback)")
     p.add_argument("--always-on", action="store_true",
                    help="keep camera and model running while no app reads the virtual camera")
     p.add_argument("--record", metavar="FILE", help="also write the output to this video file")

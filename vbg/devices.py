@@ -10,7 +10,7 @@ import cv2
 
 from vbg.outputs import loopback
 from vbg.model import MODEL_ENV, ModelSpec, sha256_of
-from vbg.outputs.sinks import loopback_fix
+from vbg.outputs import BACKENDS
 from vbg.matting.segment import CUDA, cuda_library_missing, nvidia_driver_present
 
 
@@ -47,20 +47,13 @@ def report(model_arg: str | None = None) -> str:
     import onnxruntime as ort
 
     lines = []
-    cameras, loopbacks = video_devices()
+    cameras, _ = video_devices()
     lines.append("cameras:")
     lines += [f"  {c}" for c in cameras] or ["  none found — plug in a webcam, or use `vbg run --input FILE`"]
-    driver = f" ({loopback.version_text(loopback.driver_version())})" if loopbacks else ""
-    lines.append(f"virtual camera devices{driver}:")
-    if sys.platform.startswith("linux"):
-        lines += [f"  {d}" for d in loopbacks] or [f"  none found — {loopback_fix()}"]
-    else:
-        lines.append(f"  (found when vbg starts) — {loopback_fix()}")
-    if sys.platform.startswith("linux"):
-        from vbg.outputs import pipewire
-
-        lines.append("PipeWire camera (--vcam-backend pipewire; no kernel module):")
-        lines += pipewire.status()
+    for backend in BACKENDS.values():
+        if backend.report is not None:
+            lines.append(f"virtual camera, --vcam-backend {backend.name} ({backend.label}: {backend.help}):")
+            lines += [f"  {line.strip()}" for line in backend.report()]
     providers = ort.get_available_providers()
     lines.append(f"onnxruntime {ort.__version__} providers: {', '.join(providers)}")
     if CUDA in providers:

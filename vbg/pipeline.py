@@ -26,7 +26,8 @@ from vbg.capture.source import CameraAbsent, CaptureThread, FrameSource, open_so
 from vbg.matting.chain import MatteChain, open_segmenter
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
-from vbg.outputs.sinks import Recorder, VirtualCameraSink, VirtualCameraStatus, close_quietly, vcam_opener
+from vbg.outputs import Sink, close_quietly, vcam_opener
+from vbg.outputs.sinks import Recorder, VirtualCameraSink, VirtualCameraStatus
 from vbg.matting.segment import Segmenter
 from vbg.settings import Settings
 from vbg.timing import SHORT_NAMES, StageTimes
@@ -158,14 +159,16 @@ class Pipeline:
         w, h = (source.width, source.height) if source else (cap.size or (1280, 720))
         fps = (source.fps if source and source.fps else None) or cap.fps or 30.0
         self.size, self.fps = (w, h), fps
-        self.vcam = self.recorder = None
+        self.vcam = None
+        self.sinks: list[Sink] = []   # every frame out goes to each, in order (vbg/outputs: Sink)
         try:
             self.vcam = VirtualCameraSink((w, h), fps, out.vcam_device, enabled=out.vcam,
                                           watch_readers=out.idle_when_unwatched, required=vcam_required,
                                           first_frame=status_card((h, w, 3), STARTING_TEXT),
                                           open_camera=open_vcam or vcam_opener(out.vcam_backend))
+            self.sinks.append(self.vcam)
             if out.record:
-                self.recorder = Recorder(out.record, w, h, fps)
+                self.sinks.append(Recorder(out.record, w, h, fps))
         except VbgError:
             if source:
                 source.close()
@@ -237,7 +240,7 @@ class Pipeline:
         self.chain.background.close()
 
     def _close_outputs(self) -> None:
-        close_quietly(self.vcam, self.recorder)
+        close_quietly(*self.sinks)
 
     def wait(self, frames: int | None = None, duration: float | None = None,
              status_every: float | None = None, status: Callable[[str], None] | None = None) -> None:
@@ -418,10 +421,9 @@ class Pipeline:
             self._send(image, card, source)
 
     def _send(self, image: np.ndarray, card: bool = False, source: np.ndarray | None = None) -> None:
-        self.vcam.send(image)
+        for sink in self.sinks:
+            sink.send(image)
         self._vcam_sent_at = time.monotonic()
-        if self.recorder is not None:
-            self.recorder.write(image)
         if self.on_output is not None:
             self.on_output(image, source)
         if self._snapshot is not None:

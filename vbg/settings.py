@@ -82,7 +82,7 @@ class CompositeSettings:
 class OutputSettings:
     vcam: bool = True
     vcam_device: str | None = None         # /dev/videoN, or the PipeWire node name
-    vcam_backend: str = "v4l2loopback"     # one of VCAM_BACKENDS
+    vcam_backend: str = "v4l2loopback"     # a name in vbg.outputs.BACKENDS
     record: str | None = None
     idle_when_unwatched: bool = True       # pause camera and model while no app reads the virtual camera
     pause_image: str = "background"        # what the call sees while paused: background | black | an image file
@@ -205,7 +205,6 @@ def parse_positive(text: str, what: str) -> float:
     return value
 
 
-VCAM_BACKENDS = ("v4l2loopback", "pipewire", "auto")  # output.vcam_opener
 PAUSE_IMAGES = ("background", "black")  # or the path of a still image
 
 

@@ -18,6 +18,7 @@ from vbg.backgrounds import DEFAULT_BLUR
 from vbg.devices import video_devices
 from vbg.pipeline import PipelineStatus
 from vbg.matting.segment import DEVICES
+from vbg.outputs import BACKENDS
 from vbg.settings import PAUSE_IMAGES
 
 SIZES = ("640x480", "1280x720", "1920x1080")
@@ -205,10 +206,9 @@ class EnginePanel(Panel):
         self.pause_image.addItem("black", "black")
         self.pause_image.addItem("a picture…", "file")
         self.pause_image.activated.connect(self._pause_image_chosen)
-        self.vcam_backend = QComboBox(toolTip="v4l2loopback: every app (a kernel module); PipeWire: no kernel "
-                                      "module, for OBS, Firefox, Chromium and GNOME Snapshot")
-        for label, value in (("v4l2loopback", "v4l2loopback"), ("PipeWire", "pipewire"), ("auto", "auto")):
-            self.vcam_backend.addItem(label, value)
+        self.vcam_backend = QComboBox(toolTip="\n".join(f"{b.label}: {b.help}" for b in BACKENDS.values()))
+        for backend in BACKENDS.values():
+            self.vcam_backend.addItem(backend.label, backend.name)
         self.vcam_backend.currentIndexChanged.connect(
             self.bound(lambda _: controller.set_vcam_backend(self.vcam_backend.currentData())))
         self.vcam_state = QLabel("–", wordWrap=True)

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from vbg.errors import VbgError
-from vbg.outputs.sinks import DeviceSize
+from vbg.outputs import DeviceSize
 
 log = logging.getLogger("vbg")
 
@@ -102,7 +102,7 @@ def pw_dump_objects(text: str) -> list[dict]:
 
 class PipeWireReaders:
     """Counts the consumers linked to our node, from `pw-dump` once a second, and notices the node
-    gone (a daemon restart). Same shape as output.ReaderWatcher: `readers`, `available`, `close()`."""
+    gone (a daemon restart). A `Readers` (vbg/outputs/__init__.py)."""
 
     PERIOD_S = 1.0
 
