@@ -135,5 +135,17 @@ def test_models_come_from_one_registry_and_unknown_names_say_what_exists():
 
     model = load_model()
     assert isinstance(model, PPHumanSegV2) and model.spec.name == PPHumanSegV2.name in MODELS
-    with pytest.raises(VbgError, match="unknown model 'nope': vbg knows pphumanseg_v2"):
+
+
+def test_models_are_chosen_by_name_or_by_file():
+    from vbg.models import choose_model, load_model, names
+
+    assert "pphumanseg" in names()
+    model, path = choose_model("pphumanseg")
+    assert path is None and model.spec.name == "pphumanseg_v2_portrait_lite_256x144"
+    assert choose_model("pphumanseg_v2_portrait_lite_256x144")[1] is None
+    model, path = choose_model("/somewhere/my.onnx")             # a file: the default model's interface
+    assert path == "/somewhere/my.onnx" and model.name == "pphumanseg_v2_portrait_lite_256x144"
+    assert choose_model(None)[1] is None
+    with pytest.raises(VbgError, match="unknown model 'nope': vbg knows pphumanseg"):
         load_model("nope")

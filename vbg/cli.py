@@ -72,8 +72,11 @@ def _box(text):
 
 
 def _add_model_args(p):
-    p.add_argument("--model", metavar="PATH", help="the ONNX model (default: $VBG_MODEL, then the user cache, "
-                   "downloading it there if missing)")
+    from vbg.models import names
+
+    p.add_argument("--model", metavar="NAME|PATH", help=f"the segmentation model: one vbg knows ({', '.join(names())}; "
+                   "found in the user cache, downloaded there if missing) or an ONNX file (default: $VBG_MODEL, "
+                   "then the cache)")
     from vbg.matting.segment import DEVICES
 
     p.add_argument("--device", choices=DEVICES, default=argparse.SUPPRESS,
@@ -244,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Lists cameras, virtual-camera devices (v4l2loopback, PipeWire), "
                              "onnxruntime's providers and the model vbg would load, and says what to do about "
                              "anything missing.")
-    devices.add_argument("--model", metavar="PATH", help="check this model file instead of the one vbg would load")
+    devices.add_argument("--model", metavar="NAME|PATH", help="check this model instead of the one vbg would load")
     return parser
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import cv2
 
 from vbg.outputs import loopback
-from vbg.model import MODEL_ENV, ModelSpec, sha256_of
+from vbg.model import MODEL_ENV, sha256_of
+from vbg.models import choose_model, names
 from vbg.outputs import BACKENDS
 from vbg.matting.segment import CUDA, cuda_library_missing, nvidia_driver_present
 
@@ -67,10 +68,11 @@ def report(model_arg: str | None = None) -> str:
     else:
         lines.append("  CUDA: not in this onnxruntime (install onnxruntime-gpu on Linux/Windows with an NVIDIA GPU)")
     lines.append(compositor_line())
-    spec = ModelSpec.load()
+    model, given = choose_model(model_arg)
+    spec = model.spec
     cached = spec.cached_path()
-    lines.append("model:")
-    chosen = [(origin, value) for origin, value in (("--model", model_arg), (MODEL_ENV, os.environ.get(MODEL_ENV)))
+    lines.append(f"model: {model.title} (vbg knows: {', '.join(names())})")
+    chosen = [(origin, value) for origin, value in (("--model", given), (MODEL_ENV, os.environ.get(MODEL_ENV)))
               if value]
     for i, (origin, value) in enumerate(chosen):
         path = Path(value).expanduser()

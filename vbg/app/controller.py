@@ -22,6 +22,7 @@ from vbg.app import gallery
 from vbg.app.commands import BY_VERB
 from vbg.backgrounds import BlurredRoom, parse_background
 from vbg.matting.chain import open_segmenter
+from vbg.models import choose_model
 from vbg.errors import VbgError
 from vbg.pipeline import Pipeline
 from vbg.resources import config_dir
@@ -347,6 +348,14 @@ class Controller:
         self._segmenter = None
         self.view.changed("settings")
         self.start_engine()
+
+    @property
+    def model_words(self) -> tuple[str, str]:
+        """(what the window shows, its tooltip) for the model in use."""
+        model, path = choose_model(self.settings.segment.model)
+        if path:
+            return Path(path).name, f"{path} (as the {model.title})"
+        return model.title, "found via VBG_MODEL, the cache, or downloaded once"
 
     def set_window(self, **changes) -> None:
         """The window's own saved settings (its view, the auto-cycle)."""

@@ -224,9 +224,9 @@ class EnginePanel(Panel):
     def show_settings(self) -> None:
         s = self.controller.settings
         self.device.setCurrentText(s.segment.device)
-        model = s.segment.model
-        self.model_label.setText(Path(model).name if model else "built-in (PP-HumanSeg v2)")
-        self.model_label.setToolTip(model or "found via VBG_MODEL, the cache, or downloaded once")
+        words, tip = self.controller.model_words
+        self.model_label.setText(words)
+        self.model_label.setToolTip(tip)
         pause_image = s.output.pause_image
         if pause_image not in PAUSE_IMAGES and self.pause_image.findData(pause_image) < 0:
             self.pause_image.insertItem(2, Path(pause_image).name, pause_image)

@@ -17,7 +17,7 @@ from vbg.matting.composite import Compositor
 from vbg.matting.focus import FULL, HEAD, HeadFocus
 from vbg.frames import Frame
 from vbg.model import resolve_model
-from vbg.models import load_model
+from vbg.models import choose_model
 from vbg.matting.segment import InferenceGate, Segmenter
 from vbg.settings import Settings, resolve_edge
 from vbg.matting.smooth import EdgeHold, MaskSmoother
@@ -32,8 +32,8 @@ def configure_opencv() -> None:
 
 def open_segmenter(settings: Settings) -> Segmenter:
     """The model `settings` name (resolved: --model, $VBG_MODEL, the cache, a download) on its device."""
-    model = load_model()
-    path = resolve_model(model.spec, settings.segment.model)
+    model, path = choose_model(settings.segment.model)
+    path = resolve_model(model.spec, path)
     return Segmenter(path, model, settings.segment.device, settings.segment.threads)
 
 

@@ -194,7 +194,7 @@ class Segmenter:
         if got_in != want_in or got_out != want_out or ins[0].name != self.spec.input_name \
                 or outs[0].name != self.spec.output_name:
             raise VbgError(f"model {model_path} has input {got_in} and output {got_out}, expected {want_in} -> "
-                           f"{want_out}: it is not the PP-HumanSeg v2 256x144 portrait model")
+                           f"{want_out}: it is not the {self.model.title}")
 
     def fit(self, frame_h: int, frame_w: int) -> tuple[int, int]:
         """Sets up the letterbox for this frame size; returns the mask grid (rows, cols)."""

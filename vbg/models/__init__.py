@@ -18,6 +18,7 @@ class SegmentationModel:
 
     name: str = ""          # the manifest's name (models/NAME.json)
     title: str = ""         # what users call it, in messages
+    aliases: tuple[str, ...] = ()   # shorter names `--model` takes
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec
@@ -39,10 +40,34 @@ def register(cls: type[SegmentationModel]) -> type[SegmentationModel]:
     return cls
 
 
-def load_model(name: str = DEFAULT_MODEL) -> SegmentationModel:
+def _registered() -> dict[str, type[SegmentationModel]]:
     if not MODELS:
         for module in pkgutil.iter_modules(__path__):
             importlib.import_module(f"{__name__}.{module.name}")
-    if name not in MODELS:
-        raise VbgError(f"unknown model {name!r}: vbg knows {', '.join(sorted(MODELS))}")
-    return MODELS[name](ModelSpec.load(name))
+    return MODELS
+
+
+def known(name: str) -> type[SegmentationModel] | None:
+    """The model a name or alias means, or None."""
+    return next((cls for cls in _registered().values() if name in (cls.name, *cls.aliases)), None)
+
+
+def names() -> list[str]:
+    """What `--model NAME` takes: each model's shortest name."""
+    return sorted(min((cls.name, *cls.aliases), key=len) for cls in _registered().values())
+
+
+def load_model(name: str = DEFAULT_MODEL) -> SegmentationModel:
+    cls = known(name)
+    if cls is None:
+        raise VbgError(f"unknown model {name!r}: vbg knows {', '.join(names())}")
+    return cls(ModelSpec.load(cls.name))
+
+
+def choose_model(value: str | None) -> tuple[SegmentationModel, str | None]:
+    """`--model NAME|PATH` (or the saved setting): the model, and the file given for it, if one was. A
+    name finds the file itself (the cache, or a download); a path is taken as the default model's file,
+    its interface checked when it loads."""
+    if value and known(value) is not None:
+        return load_model(value), None
+    return load_model(), value or None

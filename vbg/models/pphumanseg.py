@@ -11,6 +11,7 @@ from vbg.models import SegmentationModel, register
 class PPHumanSegV2(SegmentationModel):
     name = "pphumanseg_v2_portrait_lite_256x144"
     title = "PP-HumanSeg v2 256x144 portrait model"
+    aliases = ("pphumanseg",)
 
     def __init__(self, spec):
         super().__init__(spec)
