@@ -11,7 +11,7 @@ from vbg.backgrounds import BlurredRoom, LoopingVideo, Passthrough, SolidColor, 
 from vbg.matting.composite import Compositor
 from vbg.matting.refine import EdgeRefiner
 from vbg.errors import VbgError
-from vbg.settings import CompositeSettings, edge_preset
+from vbg.settings import RefineSettings, edge_preset
 
 
 
@@ -40,7 +40,7 @@ def test_blur_does_not_smear_the_person_into_the_background():
 @pytest.mark.integration
 def test_solid_colour_and_image_backgrounds_fill_the_frame():
     image, small, mask = _scene()
-    out = Compositor(CompositeSettings(), SolidColor((255, 0, 0))).compose(image, small, mask)
+    out = Compositor(RefineSettings(), SolidColor((255, 0, 0))).compose(image, small, mask)
     assert tuple(out[5, 5]) == (255, 0, 0)
     assert out[300, 320].mean() > 200                    # the person stays
     still = StillImage(BACKGROUND).render((360, 640, 3), small, mask)
@@ -50,8 +50,8 @@ def test_solid_colour_and_image_backgrounds_fill_the_frame():
 def test_refinement_follows_the_full_resolution_edge():
     image, small, mask = _scene(720, 1280)
     coarse = cv2.GaussianBlur(mask, (0, 0), 1)             # a soft model-like mask on the 256x144 grid
-    refined = EdgeRefiner(CompositeSettings(refine=True))(image, small, coarse) / 255.0
-    plain = EdgeRefiner(CompositeSettings(refine=False))(image, small, coarse) / 255.0
+    refined = EdgeRefiner(RefineSettings(enabled=True))(image, small, coarse) / 255.0
+    plain = EdgeRefiner(RefineSettings(enabled=False))(image, small, coarse) / 255.0
     truth = np.zeros(image.shape[:2], np.float32)
     truth[180:, 427:853] = 1
     band = (plain > 0.02) & (plain < 0.98)                  # where the upscaled mask is unsure
@@ -61,16 +61,16 @@ def test_refinement_follows_the_full_resolution_edge():
 
 def test_passthrough_and_mirror():
     image, small, mask = _scene()
-    out = Compositor(CompositeSettings(), Passthrough()).compose(image, small, mask)
+    out = Compositor(RefineSettings(), Passthrough()).compose(image, small, mask)
     # never the camera's pooled frame: it is overwritten once released, and snapshots kept showing it
     assert out is not image and np.array_equal(out, image)
-    mirrored = Compositor(CompositeSettings(), Passthrough(), mirror=True).compose(image, small, mask)
+    mirrored = Compositor(RefineSettings(), Passthrough(), mirror=True).compose(image, small, mask)
     assert np.array_equal(mirrored, image[:, ::-1])
 
 
 def test_compositor_reuses_its_buffers():
     image, small, mask = _scene()
-    c = Compositor(CompositeSettings(), SolidColor((0, 255, 0)))
+    c = Compositor(RefineSettings(), SolidColor((0, 255, 0)))
     outs = [c.compose(image, small, mask) for _ in range(4)]
     assert outs[0] is outs[2] and outs[1] is outs[3] and outs[0] is not outs[1]
 
@@ -129,8 +129,8 @@ def test_mask_gamma_lifts_an_unsure_edge_and_leaves_sure_pixels_alone():
     image, small, mask = _scene()
     soft = mask.copy()
     soft[:, :] = cv2.GaussianBlur(mask, (0, 0), 3)            # a blurry, unsure outline
-    plain = EdgeRefiner(CompositeSettings(mask_gamma=1.0, unmix=0.0))(image, small, soft).copy()
-    lifted = EdgeRefiner(CompositeSettings(mask_gamma=0.7, unmix=0.0))(image, small, soft)
+    plain = EdgeRefiner(RefineSettings(mask_gamma=1.0, unmix=0.0))(image, small, soft).copy()
+    lifted = EdgeRefiner(RefineSettings(mask_gamma=0.7, unmix=0.0))(image, small, soft)
     unsure = (plain > 20) & (plain < 235)
     assert unsure.sum() > 500 and (lifted[unsure].astype(int) - plain[unsure]).mean() > 5
     h, w = image.shape[:2]
@@ -169,8 +169,8 @@ def test_unmixing_follows_the_colours_where_the_mask_is_unsure():
     mask[:, gw // 2:] = 1.0
     mask[40:50, 123:128] = 0.3                                      # the ear, unsure
     mask[80:90, 123:128] = 0.3                                      # the wall below it, as unsure
-    off = EdgeRefiner(CompositeSettings(unmix=0.0, mask_gamma=1.0))(image, small, mask).copy()
-    on = EdgeRefiner(CompositeSettings(unmix=1.0, mask_gamma=1.0))(image, small, mask)
+    off = EdgeRefiner(RefineSettings(unmix=0.0, mask_gamma=1.0))(image, small, mask).copy()
+    on = EdgeRefiner(RefineSettings(unmix=1.0, mask_gamma=1.0))(image, small, mask)
     ear, wall = (slice(205, 245), slice(618, 636)), (slice(405, 445), slice(618, 636))
     # the ear rises, but beyond a cell of where the model is sure of the person no further than the
     # model's own 0.3 (`EdgeRefiner._bound`): the head view, which sees ears surer, is what lifts them
@@ -196,7 +196,7 @@ def test_mask_contrast_firms_what_the_model_half_saw():
     mask[:, 128:] = 1.0
     mask[40:50, 123:128] = 0.8
     mask[80:90, 123:128] = 0.2
-    fine = edge_preset(CompositeSettings(), "fine")
+    fine = edge_preset(RefineSettings(), "fine")
     assert fine.mask_contrast == 2.0
     soft = dataclasses.replace(fine, mask_contrast=1.0, unmix=0.0)
     firm = dataclasses.replace(fine, unmix=0.0)
@@ -230,7 +230,7 @@ def test_doubt_well_inside_the_person_is_filled_and_doubt_at_the_outline_kept():
     sure[ear] = sure_ear
     no_ear = sure.copy()
     no_ear[ear] = 0.0
-    filled, as_if_sure, without_ear = (EdgeRefiner(CompositeSettings())(image, small, m) for m in (doubt, sure, no_ear))
+    filled, as_if_sure, without_ear = (EdgeRefiner(RefineSettings())(image, small, m) for m in (doubt, sure, no_ear))
     assert np.array_equal(filled, as_if_sure)
     assert (filled[300:400, 900:1100] == 255).all() and (filled[680:, 900:1100] == 255).all()
     assert filled[105:145, 618:636].mean() > without_ear[105:145, 618:636].mean() + 50
@@ -251,7 +251,7 @@ def test_the_refined_edge_never_reaches_where_the_model_saw_nothing():
     mask = cv2.GaussianBlur(mask, (0, 0), 1.0)                  # a soft outline
     mask[50:72, 83:100] = np.maximum(mask[50:72, 83:100], 0.3)  # the picture, half-seen
     for preset in ("fine", "standard"):
-        alpha = EdgeRefiner(edge_preset(CompositeSettings(), preset))(image, small, mask)
+        alpha = EdgeRefiner(edge_preset(RefineSettings(), preset))(image, small, mask)
         assert alpha[100:200, 200:300].min() == 255, preset      # the person is whole
         assert alpha[130:155, 340:512].max() == 0, preset        # nothing along the seam past a cell
         assert alpha[210:288, 340:400].max() <= 0.3 * 255 + 1, preset   # no more than the model saw
@@ -261,11 +261,11 @@ def test_settings_swapped_mid_frame_apply_from_the_next_frame_whole():
     """The window swaps the refiner's settings from its own thread while the output thread is inside a
     frame: the frame finishes with the settings it started with, the next frame takes the new ones."""
     image, small, mask = _scene()
-    plain = EdgeRefiner(CompositeSettings())
+    plain = EdgeRefiner(RefineSettings())
     expected = plain(image, small, mask).copy()
-    refiner = EdgeRefiner(CompositeSettings())
+    refiner = EdgeRefiner(RefineSettings())
     regions = refiner.prepare(image, small, mask)
-    refiner.settings = CompositeSettings(feather=6, erode=3)     # swapped while the frame is refined
+    refiner.settings = RefineSettings(feather=6, erode=3)     # swapped while the frame is refined
     for region in regions:
         refiner.refine(image, region)
     assert np.array_equal(refiner.finish(), expected)             # no feather or erosion on this frame

@@ -97,12 +97,12 @@ def test_commands_change_the_engine_and_the_saved_settings(app, tmp_path):
     c.handle("mirror", [])
     assert c.pipeline.settings.composite.mirror and c.pipeline.chain.compositor.mirror
     c.set_edge("standard")
-    assert c.edge == "standard" and c.pipeline.settings.composite.edge == "standard"
+    assert c.edge == "standard" and c.pipeline.settings.refine.edge == "standard"
     c.set_smoothing(0.25)
     assert c.pipeline.settings.smooth.strength == 0.25
     saved = json.loads((tmp_path / "settings.json").read_text())
     assert saved["composite"]["background"] == "blur" and saved["composite"]["mirror"] is True
-    assert saved["composite"]["edge"] == "standard" and saved["smooth"]["strength"] == 0.25
+    assert saved["refine"]["edge"] == "standard" and saved["smooth"]["strength"] == 0.25
     assert "settings" in view.changes
 
 

@@ -14,8 +14,8 @@ from vbg.matting.chain import MatteChain
 from vbg.matting.composite import Compositor
 from vbg.frames import Frame
 from vbg.matting.kernels import KERNELS, CompiledKernels
-from vbg.settings import CompositeSettings, Settings, apply_edge_preset
-from vbg.matting.smooth import EdgeHold
+from vbg.settings import RefineSettings, Settings, apply_edge_preset
+from vbg.matting.hold import EdgeHold
 
 pytestmark = pytest.mark.skipif(not KERNELS.available, reason="needs numba (a dependency of vbg where it has wheels)")
 
@@ -33,7 +33,7 @@ def _masks(segmenter, size, preset, frames=12):
         frame.image = np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
         chain.segment(frame)
         out.append((frame.image, frame.buffers["small"].copy(), frame.buffers["mask"].copy()))
-    return chain.compositor.refiner.settings, settings.smooth.edge_hold, out
+    return chain.compositor.refiner.settings, settings.refine.edge_hold, out
 
 
 @pytest.mark.integration
@@ -93,7 +93,7 @@ def test_a_failed_compile_ends_the_wait_and_opencv_composes_every_frame(monkeypa
     image = np.full((144, 256, 3), 100, np.uint8)
     mask = np.zeros((144, 256), np.float32)
     mask[40:, 80:180] = 1.0
-    comp = Compositor(CompositeSettings(), SolidColor((0, 0, 255)), compositor="auto")
+    comp = Compositor(RefineSettings(), SolidColor((0, 0, 255)), compositor="auto")
     comp.kernels, comp.one_path = failing, True
     for _ in range(2):
         comp.compose(image, image, mask)
@@ -108,7 +108,7 @@ def test_without_numba_the_opencv_path_composes(monkeypatch):
     image = np.full((144, 256, 3), 100, np.uint8)
     mask = np.zeros((144, 256), np.float32)
     mask[40:, 80:180] = 1.0
-    comp = Compositor(CompositeSettings(), SolidColor((0, 0, 255)), compositor="compiled")
+    comp = Compositor(RefineSettings(), SolidColor((0, 0, 255)), compositor="compiled")
     comp.kernels = missing
     out = comp.compose(image, image, mask)
     assert comp.frames_by_path == {"compiled": 0, "opencv": 1}

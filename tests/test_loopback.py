@@ -98,7 +98,7 @@ def test_a_lost_loopback_webcam_nobody_writes_to_is_left_closed_so_its_writer_ca
     settings.camera = "/dev/video0"
     capture = CaptureThread(settings, LatestSlot(), FramePool(2), StageTimes(),
                             open_source=lambda s: opens.append(time.monotonic()) or SilentCamera())
-    capture.BACKOFF, capture.LOST_AFTER_S = (0.02,), 0.05
+    capture.backoff.delays, capture.LOST_AFTER_S = (0.02,), 0.05
     capture.start()
     try:
         time.sleep(1.0)

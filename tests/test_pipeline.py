@@ -81,7 +81,7 @@ def test_capture_reconnects_after_the_camera_is_lost():
 
     slot, pool = LatestSlot(lossless=True), FramePool(4)
     capture = CaptureThread(Settings().capture, slot, pool, StageTimes(), open_source=open_source)
-    capture.BACKOFF = (0.01, 0.02)
+    capture.backoff.delays = (0.01, 0.02)
     losses = []
     real_set_state = capture._set_state
     capture._set_state = lambda state, message="": (state == "lost" and losses.append(message),
@@ -134,7 +134,7 @@ def test_virtual_camera_lost_mid_run_is_retried_while_output_continues(clip_720p
     seen = []
     pipeline = Pipeline(s, segmenter=any_segmenter, open_vcam=VanishingVirtualCamera,
                         on_output=lambda img, src: seen.append(1))
-    pipeline.vcam.RETRY_S = (0.05,)
+    pipeline.vcam.backoff.delays = (0.05,)
     pipeline.start()
     try:
         deadline = time.monotonic() + 20
@@ -159,7 +159,7 @@ def test_window_mode_starts_without_a_virtual_camera_and_retries(clip_720p, any_
     s.capture.loop = True
     pipeline = Pipeline(s, segmenter=any_segmenter, open_vcam=VanishingVirtualCamera, vcam_required=False)
     assert pipeline.vcam.camera is None and "modprobe" in pipeline.vcam.error
-    pipeline.vcam.RETRY_S = (0.05,)
+    pipeline.vcam.backoff.delays = (0.05,)
     pipeline.start()
     try:
         pipeline.vcam.retry()
@@ -187,7 +187,7 @@ def test_camera_lost_sends_a_reconnecting_card_then_resumes(any_segmenter):
     outputs = []
     pipeline = Pipeline(s, segmenter=any_segmenter, open_source=open_source,
                         on_output=lambda img, src: outputs.append(float(img.mean())))
-    pipeline.capture.BACKOFF = (0.3,)
+    pipeline.capture.backoff.delays = (0.3,)
     pipeline.start()
     deadline = time.monotonic() + 20
     while state["opens"] < 5 and time.monotonic() < deadline:
@@ -227,11 +227,11 @@ def test_update_applies_live_and_a_bad_background_changes_nothing(clip_720p, any
     pipeline = Pipeline(s, segmenter=any_segmenter)
     try:
         changed = Settings.from_dict(__import__("json").loads(s.to_json()))
-        changed.composite.mirror, changed.smooth.strength, changed.composite.refine = True, 0.0, False
+        changed.composite.mirror, changed.smooth.strength, changed.refine.enabled = True, 0.0, False
         pipeline.update(changed)
         assert pipeline.chain.compositor.mirror and pipeline.chain.smoother.strength == 0.0
         assert pipeline.chain.edge_hold.strength == 0.0          # smoothing 0 turns the edge hold off
-        assert not pipeline.chain.compositor.refiner.settings.refine
+        assert not pipeline.chain.compositor.refiner.settings.enabled
         changed.composite.mirror = False                                  # the caller's object is not the engine's
         assert pipeline.settings.composite.mirror
         bad = Settings.from_dict(__import__("json").loads(changed.to_json()))

@@ -12,7 +12,7 @@ from vbg.matting.chain import MatteChain
 from vbg.frames import Frame
 from vbg.matting.regions import EDGE, PERSON, ROOM, GridToFrame, plan
 from vbg.settings import Settings, apply_edge_preset
-from vbg.matting.smooth import EdgeHold
+from vbg.matting.hold import EdgeHold
 
 SIZES = [((144, 256), (720, 1280)), ((144, 256), (1080, 1920)), ((144, 192), (480, 640)),
          ((144, 256), (540, 960))]
@@ -82,7 +82,7 @@ def test_edge_band_compositing_equals_refining_every_pixel(segmenter, monkeypatc
         else:
             monkeypatch.undo()
         comp = composite.Compositor(chain.compositor.refiner.settings, SolidColor((240, 240, 240)),
-                                    hold=EdgeHold(settings.smooth.edge_hold))
+                                    hold=EdgeHold(settings.refine.edge_hold))
         outs = [(comp.compose(*m).copy(), comp.refiner.alpha.copy()) for m in masks]
         return outs, comp
 
@@ -118,8 +118,8 @@ def _step_scene(h=720, w=1280):
 def test_pixels_beside_the_room_still_get_the_edge_they_interpolate(monkeypatch):
     """Plain upscaling (no refinement): the pixels of the last room cell interpolate towards the person
     cell next to it, so that cell must be edge work, not a copy of the room."""
-    from vbg.settings import CompositeSettings
-    banded, full = _compose_both(monkeypatch, CompositeSettings(refine=False), [_step_scene()])
+    from vbg.settings import RefineSettings
+    banded, full = _compose_both(monkeypatch, RefineSettings(enabled=False), [_step_scene()])
     assert np.array_equal(banded[0], full[0])
     assert banded[0][:, 638:642].min() > 0 and banded[0][:, 638:642].max() < 255
 
@@ -128,16 +128,16 @@ def test_a_held_edge_fades_out_as_it_would_everywhere(monkeypatch):
     """A still frame whose mask fades to a faint 0.15: the edge hold lets the old alpha fade rather than
     jump; cells still fading stay edge work until the alpha is within 3 levels of where it goes. Where
     the model loses the person altogether, nothing is held: the alpha is 0 at once."""
-    from vbg.settings import CompositeSettings
+    from vbg.settings import RefineSettings
     image, small, mask = _step_scene()
     faint = mask * np.float32(0.15)
     frames = [(image, small, mask)] + [(image, small, faint)] * 12
-    banded, full = _compose_both(monkeypatch, CompositeSettings(refine=True), frames, hold=0.85)
+    banded, full = _compose_both(monkeypatch, RefineSettings(enabled=True), frames, hold=0.85)
     assert banded[3].max() > banded[12].max() > 0                        # still fading three frames later
     for b, f in zip(banded, full):
         assert np.abs(b.astype(int) - f).max() <= 3
     gone = [(image, small, mask)] + [(image, small, np.zeros_like(mask))] * 3
-    banded, full = _compose_both(monkeypatch, CompositeSettings(refine=True), gone, hold=0.85)
+    banded, full = _compose_both(monkeypatch, RefineSettings(enabled=True), gone, hold=0.85)
     assert banded[1].max() == 0 and full[1].max() == 0
 
 
@@ -165,9 +165,9 @@ def test_a_steady_grid_reuses_its_solution_and_a_moved_one_does_not():
     """Between model runs a talking head's grid hardly changes: the edge filter's solution (and a blur
     drawn from the same grid) is reused, at most 4 frames in a row; a moved mask or frame solves again."""
     from vbg.backgrounds import BlurredRoom
-    from vbg.settings import CompositeSettings
+    from vbg.settings import RefineSettings
     image, small, mask = _step_scene()
-    comp = composite.Compositor(CompositeSettings(), BlurredRoom())
+    comp = composite.Compositor(RefineSettings(), BlurredRoom())
     steady = []
     for _ in range(7):
         comp.compose(image, small, mask)
@@ -188,11 +188,11 @@ def test_a_steady_grid_reuses_its_solution_and_a_moved_one_does_not():
 def test_a_new_frame_size_on_the_same_grid_gets_a_new_plan():
     """720p and 1080p share the 256x144 grid: the rectangles kept from the last frame must not be reused
     for a frame of another size (a camera switched mid-call)."""
-    from vbg.settings import CompositeSettings
+    from vbg.settings import RefineSettings
     image, small, mask = _step_scene()
     big = cv2.resize(image, (1920, 1080), interpolation=cv2.INTER_NEAREST)
-    comp = composite.Compositor(CompositeSettings(), SolidColor((0, 0, 0)))
+    comp = composite.Compositor(RefineSettings(), SolidColor((0, 0, 0)))
     comp.compose(image, small, mask)
     switched = comp.compose(big, small, mask).copy()
-    fresh = composite.Compositor(CompositeSettings(), SolidColor((0, 0, 0))).compose(big, small, mask)
+    fresh = composite.Compositor(RefineSettings(), SolidColor((0, 0, 0))).compose(big, small, mask)
     assert switched.shape == big.shape and np.array_equal(switched, fresh)

@@ -99,7 +99,7 @@ def test_area_resize_matches_opencv_area_on_non_integer_ratios():
 
 
 def test_inference_gate_skips_still_frames_and_runs_on_motion_and_at_least_every_fifth():
-    from vbg.matting.segment import InferenceGate
+    from vbg.matting.gate import InferenceGate
 
     gate = InferenceGate(max_skip=4)
     still = np.full((144, 256, 3), 100, np.uint8)
@@ -113,7 +113,7 @@ def test_inference_gate_skips_still_frames_and_runs_on_motion_and_at_least_every
 
 
 def test_the_gate_runs_the_view_whose_part_of_the_picture_moved_and_takes_turns_when_both_did():
-    from vbg.matting.segment import InferenceGate
+    from vbg.matting.gate import InferenceGate
 
     gate = InferenceGate(max_skip=4)
     head = (0, 72, 64, 192)                            # the head crop's cells
@@ -138,7 +138,7 @@ def test_a_head_moving_fast_gets_the_full_view_alone_until_it_calms_down():
     """A person swaying across the room: the head view from two frames ago is already somewhere else,
     and laid over the new full view it drags a lagging outline across the room (on a synthetic sway of
     39 px a frame, edge error over white 30.5 -> 11.6)."""
-    from vbg.matting.segment import InferenceGate
+    from vbg.matting.gate import InferenceGate
 
     gate = InferenceGate(max_skip=0)
     head = (0, 72, 64, 192)

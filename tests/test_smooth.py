@@ -7,7 +7,8 @@ from conftest import VIDEO_GT
 from vbg import metrics
 from vbg.matting.chain import MatteChain
 from vbg.settings import Settings
-from vbg.matting.smooth import EdgeHold, MaskSmoother
+from vbg.matting.hold import EdgeHold
+from vbg.matting.smooth import MaskSmoother
 import pytest
 
 

@@ -22,7 +22,7 @@ from vbg.progress import ProgressBar
 from vbg.matting.chain import MatteChain
 from vbg.render import InputItems
 from vbg.matting.segment import Segmenter
-from vbg.settings import CompositeSettings, Settings, SmoothSettings
+from vbg.settings import RefineSettings, Settings, SmoothSettings
 from vbg.matting.smooth import EmaSmoother, MaskSmoother
 
 VARIANTS = ("pipeline", "raw", "ema")
@@ -47,7 +47,7 @@ class _Variant:
         if name == "pipeline":
             self.keep_aspect, self.matter = True, MatteChain(settings, segmenter)
             return
-        bare = dataclasses.replace(settings, smooth=SmoothSettings(strength=0.0), composite=CompositeSettings(refine=False),
+        bare = dataclasses.replace(settings, smooth=SmoothSettings(strength=0.0), refine=RefineSettings(enabled=False),
                                    segment=dataclasses.replace(settings.segment, adaptive="off", focus="off"))
         smoother = EmaSmoother(0.5) if name == "ema" else MaskSmoother(0.0)
         self.keep_aspect, self.matter = False, MatteChain(bare, segmenter, smoother=smoother)

@@ -15,6 +15,7 @@ import numpy as np
 from vbg.backgrounds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, parse_background
 from vbg.capture.source import open_video
 from vbg.matting.chain import MatteChain
+from vbg.outputs.sinks import Recorder
 from vbg.errors import VbgError
 from vbg.progress import ProgressBar
 from vbg.matting.segment import Segmenter
@@ -111,13 +112,9 @@ def render(input_path: str, output: str, settings: Settings, segmenter: Segmente
             elif items.kind == "image":
                 _write_image(out, result)
             else:
-                if writer is None:
-                    fourcc = "MJPG" if out.suffix.lower() in (".avi", ".mkv") else "mp4v"
-                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*fourcc), items.fps,
-                                             (result.shape[1], result.shape[0]))
-                    if not writer.isOpened():
-                        raise VbgError(f"cannot write video {out}: check the folder and the extension (.mp4, .avi)")
-                writer.write(result)
+                if writer is None:  # the same writer as `vbg run --record`
+                    writer = Recorder(str(out), result.shape[1], result.shape[0], items.fps)
+                writer.send(result)
             if alpha_out is not None:
                 _write_image(alpha_out / f"{name}.png", alpha)
             n += 1
@@ -125,7 +122,7 @@ def render(input_path: str, output: str, settings: Settings, segmenter: Segmente
                 progress(n)
     except KeyboardInterrupt:
         if writer is not None:
-            writer.release()
+            writer.close()
             writer = None
             out.unlink(missing_ok=True)
             raise VbgError(f"interrupted after {n} frames: removed the partial {out}", exit_code=130) from None
@@ -134,7 +131,7 @@ def render(input_path: str, output: str, settings: Settings, segmenter: Segmente
                        exit_code=130) from None
     finally:
         if writer is not None:
-            writer.release()
+            writer.close()
         if progress:
             progress.done()
         if bg is not None:

@@ -51,14 +51,12 @@ COMPOSITORS = ("auto", "compiled", "opencv")
 @dataclass
 class SmoothSettings:
     strength: float = 0.9                  # hold on the mask grid where the image is still; 0 = all smoothing off
-    edge_hold: float = _tuned(0.85)        # the same at full size, on the refined edge (0 = off)
-    edge_motion_levels: int = _tuned(8)    # full-size grey change (after a 3x3 box) that counts as motion;
-                                           # raised to 4x the camera's noise where that is more (vbg/matting/smooth.py)
 
 
 @dataclass
-class CompositeSettings:
-    refine: bool = True
+class RefineSettings:
+    """The edge at full size (vbg/matting/refine.py), and its hold over time (vbg/matting/hold.py)."""
+    enabled: bool = True                   # off: the model's mask, upsampled
     radius: int = 3                        # guided-filter radius on the mask grid
     eps: float = 1e-3                      # guided-filter regularisation (grey levels in [0, 1])
     snap: float = 0.12                     # refined alpha within this of 0 or 1 becomes 0 or 1
@@ -71,6 +69,13 @@ class CompositeSettings:
     threshold: float | None = None         # hard cut-out at this alpha (0-1); None keeps the soft edge
     erode: int = 0                         # shrink the person by this many full-size pixels
     feather: int = 0                       # soften the edge by this many full-size pixels
+    edge_hold: float = _tuned(0.85)        # the grid's smoothing at full size, on the refined edge (0 = off)
+    edge_motion_levels: int = _tuned(8)    # full-size grey change (after a 3x3 box) that counts as motion;
+                                           # raised to 4x the camera's noise where that is more (vbg/matting/hold.py)
+
+
+@dataclass
+class CompositeSettings:
     background: str = "blur"               # blur[:1-100], color:#RRGGBB, none, or an image or video file
     mirror: bool = False
     # which path composes: "compiled" (vbg/matting/kernels.py, once compiled), "opencv", or "auto" (compiled when
@@ -99,6 +104,7 @@ class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     segment: SegmentSettings = field(default_factory=SegmentSettings)
     smooth: SmoothSettings = field(default_factory=SmoothSettings)
+    refine: RefineSettings = field(default_factory=RefineSettings)
     composite: CompositeSettings = field(default_factory=CompositeSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     window: WindowSettings = field(default_factory=WindowSettings)
@@ -116,6 +122,12 @@ class Settings:
         if isinstance(data.get("matte"), dict) or isinstance(data.get("output"), dict):  # files from 0.1
             moved = {k: v for k, v in (data.get("output") or {}).items() if k in ("background", "mirror")}
             data["composite"] = {**(data.get("matte") or {}), **moved, **(data.get("composite") or {})}
+        composite = data.get("composite")
+        if isinstance(composite, dict) and not isinstance(data.get("refine"), dict):  # the edge was filed there
+            refine = {f.name: composite[f.name] for f in dataclasses.fields(RefineSettings) if f.name in composite}
+            if "refine" in composite:
+                refine["enabled"] = composite["refine"]
+            data["refine"] = refine
         for part in dataclasses.fields(cls):
             section, values = getattr(settings, part.name), data.get(part.name)
             if not isinstance(values, dict):
@@ -128,11 +140,11 @@ class Settings:
                     if default is None or value is None or isinstance(value, type(default)) or (
                             isinstance(default, float) and isinstance(value, int)):
                         setattr(section, f.name, value)
-        named = data["composite"].get("edge") if isinstance(data.get("composite"), dict) else None
+        named = data["refine"].get("edge") if isinstance(data.get("refine"), dict) else None
         if named in EDGE_PRESETS:
             # the numbers behind a named edge are the preset's: a file saved by an older version gets
             # today's fine edge, not a frozen copy of the one it was saved with
-            settings.composite = edge_preset(settings.composite, named)
+            settings.refine = edge_preset(settings.refine, named)
         return settings
 
     @classmethod
@@ -156,30 +168,30 @@ EDGE_PRESETS = ("auto", "standard", "fine")
 
 
 def apply_edge_preset(settings: Settings, preset: str) -> None:
-    settings.composite = edge_preset(settings.composite, preset)
+    settings.refine = edge_preset(settings.refine, preset)
 
 
-def edge_preset(composite: CompositeSettings, preset: str) -> CompositeSettings:
-    """`composite` with the edge of `preset`. 'fine': the edge guided by the frame's colour over a wider
+def edge_preset(refine: RefineSettings, preset: str) -> RefineSettings:
+    """`refine` with the edge of `preset`. 'fine': the edge guided by the frame's colour over a wider
     window, and the person's own colour at it: on video_gt it halves the edge-band composite error
     over white (docs/quality.md), for about 7 CPU-ms more a 720p frame on 2 cores. 'standard': the grey-guided
     edge. 'auto' (the default): fine where the room is replaced and its halo would show, standard
     under a blur, whose background is the old room anyway (`resolve_edge`)."""
     if preset not in EDGE_PRESETS:
         raise VbgError(f"unknown edge preset {preset!r}: use {', '.join(EDGE_PRESETS)}")
-    fine, defaults = preset == "fine", CompositeSettings()
-    return dataclasses.replace(composite, color_guide=fine, decontaminate=fine, edge=preset,
+    fine, defaults = preset == "fine", RefineSettings()
+    return dataclasses.replace(refine, color_guide=fine, decontaminate=fine, edge=preset,
                                radius=4 if fine else defaults.radius,
                                mask_gamma=0.7 if fine else defaults.mask_gamma,
                                eps=1e-4 if fine else defaults.eps,
                                mask_contrast=2.0 if fine else defaults.mask_contrast)
 
 
-def resolve_edge(composite: CompositeSettings, room_replaced: bool) -> CompositeSettings:
+def resolve_edge(refine: RefineSettings, room_replaced: bool) -> RefineSettings:
     """The edge the chain runs: with 'auto', the fine or the standard one."""
-    if composite.edge != "auto":
-        return composite
-    return edge_preset(composite, "fine" if room_replaced else "standard")
+    if refine.edge != "auto":
+        return refine
+    return edge_preset(refine, "fine" if room_replaced else "standard")
 
 
 MAX_SIDE = 7680  # 8K: no camera or video call goes beyond

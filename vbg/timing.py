@@ -59,3 +59,24 @@ class StageTimes:
     def reset(self) -> None:
         for name in self._counts:
             self._counts[name] = 0
+
+
+class Backoff:
+    """Waits that grow with each failure in a row, up to the last one: a lost camera or virtual camera is
+    retried soon, then less and less often, never in a busy loop."""
+
+    def __init__(self, delays: tuple[float, ...]):
+        self.delays = delays
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        delay = self.delays[min(self.failures, len(self.delays) - 1)]
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    @property
+    def longest(self) -> float:
+        return self.delays[-1]

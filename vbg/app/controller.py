@@ -264,15 +264,15 @@ class Controller:
     @property
     def edge(self) -> str:
         """auto, fine, standard or off."""
-        composite = self.settings.composite
-        return composite.edge if composite.refine else "off"
+        refine = self.settings.refine
+        return refine.edge if refine.enabled else "off"
 
     def set_edge(self, key: str) -> None:
-        refine = key != "off"
-        preset = key if refine else "auto"
-        self.settings.composite = edge_preset(self.settings.composite, preset)
-        self.saved.composite = edge_preset(self.saved.composite, preset)  # the preset's numbers, as they load
-        self._save(composite__refine=refine)
+        enabled = key != "off"
+        preset = key if enabled else "auto"
+        self.settings.refine = edge_preset(self.settings.refine, preset)
+        self.saved.refine = edge_preset(self.saved.refine, preset)  # the preset's numbers, as they load
+        self._save(refine__enabled=enabled)
         self._apply()
 
     def set_smoothing(self, strength: float) -> None:

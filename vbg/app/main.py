@@ -105,13 +105,15 @@ HANDED_OVER = {"background": "select", "input": "source", "camera": "source"}
 def hand_over(settings: Settings, given: list[str], send) -> int:
     """A second start: brings the running window forward and applies the background and source given
     on this command line there; says which other options were not applied (exit 1 if any)."""
+    from vbg.cli import FLAGS
+
     applied, refused = [], []
     for flag in given:
         verb = HANDED_OVER.get(flag)
         if verb is None:
             continue
-        value = {"background": settings.composite.background, "input": settings.capture.input,
-                 "camera": settings.capture.camera}[flag]
+        section, name, _ = FLAGS[flag]
+        value = getattr(getattr(settings, section), name)
         if os.path.exists(value):
             value = os.path.abspath(value)
         reply = send(verb, [value])

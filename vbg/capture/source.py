@@ -21,7 +21,7 @@ from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
 from vbg.capture.mjpg import MjpgDecoder
 from vbg.settings import CaptureSettings
-from vbg.timing import StageTimes
+from vbg.timing import Backoff, StageTimes
 
 log = logging.getLogger("vbg")
 
@@ -186,7 +186,7 @@ class CaptureThread(threading.Thread):
         self.message = ""
         self.frames = 0
         self.damaged = 0  # damaged frames the camera sent, dropped
-        self._attempts = 0  # opens since the last frame, for the backoff
+        self.backoff = Backoff(self.BACKOFF)  # its failures: opens since the last frame
         self._skipped = 0   # tries in a row that left an unfed loopback webcam closed
         self.last_frame_t = time.monotonic()
         self.description = source.description if source else ""
@@ -231,9 +231,9 @@ class CaptureThread(threading.Thread):
                             return
                         if isinstance(e, CameraAbsent) and self.frames == 0:
                             self._set_state("absent", f"{e} — waiting for one")
-                            self._stop_event.wait(self.BACKOFF[-1])
+                            self._stop_event.wait(self.backoff.longest)
                             continue
-                        self._set_state("lost", f"{e} — reconnecting (retrying every {self.BACKOFF[-1]:g} s at most)")
+                        self._set_state("lost", f"{e} — reconnecting (retrying every {self.backoff.longest:g} s at most)")
                         self._back_off()
                         continue
                 if not self._pump(self._source):
@@ -249,7 +249,7 @@ class CaptureThread(threading.Thread):
         left closed then (for up to `SKIP_UNFED` tries in a row: another user's writer is invisible in
         /proc), because v4l2loopback 0.13+ refuse a writer while a reader streams without one, and
         reading it would keep its program (OBS, a phone app) from ever coming back."""
-        node = camera_node(self.settings.camera) if not self.settings.input and self._attempts else None
+        node = camera_node(self.settings.camera) if not self.settings.input and self.backoff.failures else None
         if node is None or self._skipped >= self.SKIP_UNFED:
             self._skipped = 0
             return False
@@ -262,8 +262,7 @@ class CaptureThread(threading.Thread):
 
     def _back_off(self) -> None:
         """Waits before the next attempt: longer each time until a frame comes."""
-        self._stop_event.wait(self.BACKOFF[min(self._attempts, len(self.BACKOFF) - 1)])
-        self._attempts += 1
+        self._stop_event.wait(self.backoff.next_delay())
 
     def _close_source(self) -> None:
         if self._source is not None:
@@ -302,7 +301,8 @@ class CaptureThread(threading.Thread):
                     return True
                 self._stop_event.wait(0.05)
                 continue
-            misses = self._attempts = 0
+            misses = 0
+            self.backoff.reset()
             self.last_frame_t = time.monotonic()
             if image is not frame.image:  # a buffer of its own (MJPG decoded here, or a new size): adopt it
                 frame.image = image

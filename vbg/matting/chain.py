@@ -18,9 +18,11 @@ from vbg.matting.focus import FULL, HEAD, HeadFocus
 from vbg.frames import Frame
 from vbg.model import resolve_model
 from vbg.models import choose_model
-from vbg.matting.segment import InferenceGate, Segmenter
+from vbg.matting.gate import InferenceGate
+from vbg.matting.segment import Segmenter
 from vbg.settings import Settings, resolve_edge
-from vbg.matting.smooth import EdgeHold, MaskSmoother
+from vbg.matting.hold import EdgeHold
+from vbg.matting.smooth import MaskSmoother
 from vbg.timing import StageTimes
 
 
@@ -45,7 +47,7 @@ class MatteChain:
         self.times = times or StageTimes()
         self.smoother = smoother or MaskSmoother(settings.smooth.strength)
         self.edge_hold = EdgeHold()
-        self.compositor = Compositor(settings.composite, background or parse_background("none"), hold=self.edge_hold,
+        self.compositor = Compositor(settings.refine, background or parse_background("none"), hold=self.edge_hold,
                                      compositor=settings.composite.compositor)
         self.gate = InferenceGate()  # whether the model runs on a frame, and on which view (set by update)
         self.focus = HeadFocus()
@@ -70,10 +72,10 @@ class MatteChain:
         """The edge for this background ('auto': the fine edge where the room is replaced)."""
         settings = self._settings
         room_replaced = not isinstance(background, BlurredRoom)
-        self.compositor.refiner.settings = resolve_edge(settings.composite, room_replaced)
-        smooth = settings.smooth
-        self.edge_hold.strength = smooth.edge_hold if smooth.strength > 0 else 0.0  # smoothing 0 = all off
-        self.edge_hold.motion_levels = smooth.edge_motion_levels
+        refine = settings.refine
+        self.compositor.refiner.settings = resolve_edge(refine, room_replaced)
+        self.edge_hold.strength = refine.edge_hold if settings.smooth.strength > 0 else 0.0  # smoothing 0 = all off
+        self.edge_hold.motion_levels = refine.edge_motion_levels
 
     def set_background(self, background: Background) -> None:
         self.compositor.set_background(background)

@@ -14,8 +14,8 @@ from vbg.backgrounds import Background, Passthrough
 from vbg.matting.kernels import COMPILE_WAIT_S, KERNELS, SOFT
 from vbg.matting.refine import EdgeRefiner
 from vbg.matting.regions import EDGE, PERSON, ROOM, Region
-from vbg.settings import CompositeSettings
-from vbg.matting.smooth import EdgeHold
+from vbg.settings import RefineSettings
+from vbg.matting.hold import EdgeHold
 
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,9 @@ class Compositor:
 
     SOFT = SOFT  # nearer 0 or 1 the pasted colour hardly shows: left as the camera's
 
-    def __init__(self, matte: CompositeSettings, background: Background, mirror: bool = False,
+    def __init__(self, refine: RefineSettings, background: Background, mirror: bool = False,
                  hold: EdgeHold | None = None, compositor: str = "auto"):
-        self.refiner = EdgeRefiner(matte, hold)
+        self.refiner = EdgeRefiner(refine, hold)
         self.compositor = compositor  # settings.COMPOSITORS: which path does the edge band
         self.kernels = KERNELS
         # every frame on one path: wait for the compile instead of starting on OpenCV (offline renders,
@@ -138,7 +138,7 @@ class Compositor:
         refiner = self.refiner
         regions = refiner.prepare(image, small, mask)
         frame = refiner.frame_settings  # read once: `refiner.settings` may change meanwhile
-        estimate = frame.decontaminate and frame.refine
+        estimate = frame.decontaminate and frame.enabled
         colours = (refiner.local_colours.person8, refiner.local_colours.room8) if estimate else None
         if estimate and need_alpha:  # offline: the colour a cut-out would carry
             self._colour = image.copy()

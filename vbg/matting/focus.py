@@ -5,7 +5,7 @@ grid.
 At the full view the model is least sure at the ears, the top of the hair and the shoulders' outline
 (P of 0.1-0.3 at ears against a light wall on video_gt); closer up it is much surer there. The chain
 alternates the two views (full frame, head) rather than running both, so the model runs no more
-often than before; the inference gate (vbg/matting/segment.py) picks the view whose part of the picture moved.
+often than before; the inference gate (vbg/matting/gate.py) picks the view whose part of the picture moved.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 For each edge rectangle (vbg/matting/regions.py) the OpenCV path makes about fifteen passes over it, each a
 Python call: the filter's value from its upsampled coefficients and the guide, the model's bound,
-the hold against last frame's alpha (vbg/matting/smooth.py's EdgeHold), the person's own colour where the edge
+the hold against last frame's alpha (vbg/matting/hold.py), the person's own colour where the edge
 is soft, and the blend. `edge_pass` makes one pass over the rectangle's rows, on contiguous rows so
 that the compiler vectorises it. The upsampling stays OpenCV's (it is already vectorised, and both
 paths then start from the same numbers); the room and person rectangles stay plain copies. Both

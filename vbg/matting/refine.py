@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from vbg.matting.regions import EDGE, PERSON, ROOM, GridToFrame, Region, cell_kinds, plan
-from vbg.matting.segment import changed_cells
-from vbg.settings import CompositeSettings
-from vbg.matting.smooth import EdgeHold
+from vbg.matting.gate import changed_cells
+from vbg.settings import RefineSettings
+from vbg.matting.hold import EdgeHold
 
 _SUM3 = np.ones((1, 3), np.float32)  # cv2.transform with it sums the channels
 SOFT_LEVELS = (3, 252)  # a held alpha closer than this to 0 or 1 may jump there unseen
@@ -155,7 +155,7 @@ class EdgeTerms(NamedTuple):
 
 class EdgeRefiner:
     """Mask-grid probability -> full-resolution 8-bit alpha, steadied over time by `hold`
-    (vbg/matting/smooth.py's EdgeHold, with the temporal smoothing it belongs to).
+    (vbg/matting/hold.py).
 
     Per frame: `prepare` solves the filter on the grid and cuts the frame into regions (vbg/matting/regions.py);
     `refine` then fills one region of `alpha`, computing pixels only in the edge band. Calling the
@@ -167,7 +167,7 @@ class EdgeRefiner:
     BOUND_CELLS = 1   # grid cells beyond the model's sure person where the edge may go anywhere (`_bound`)
     SURE_P = 0.5      # the model's P over which it is sure of the person, for `_bound`
 
-    def __init__(self, settings: CompositeSettings, hold: EdgeHold | None = None):
+    def __init__(self, settings: RefineSettings, hold: EdgeHold | None = None):
         self.settings = settings
         self.frame_settings = settings  # the settings of the frame being refined (`prepare`)
         self.hold = hold or EdgeHold()
@@ -257,27 +257,27 @@ class EdgeRefiner:
     def _solve(self, small: np.ndarray, mask: np.ndarray) -> None:
         """The edge filter's coefficients on the grid (and the local colours), for `small` and `mask`."""
         s = self.frame_settings
-        if s.refine:
+        if s.enabled:
             self._bound(mask)
             mask = self._solid_inside(mask)
         colours = self.local_colours(small, mask, eight_bit=s.decontaminate) \
-            if s.refine and (s.unmix > 0 or s.decontaminate) else None
-        if s.refine and s.mask_gamma != 1.0:
+            if s.enabled and (s.unmix > 0 or s.decontaminate) else None
+        if s.enabled and s.mask_gamma != 1.0:
             # the model is under-confident on hair and shoulders (its alpha falls short of the truth there
             # by 40 levels on video_gt): lifting the soft probabilities puts the edge where the hair is
             if self._lifted is None or self._lifted.shape != mask.shape:
                 self._lifted = np.empty_like(mask)
             cv2.pow(mask, s.mask_gamma, self._lifted)
             mask = self._lifted
-        if s.refine and s.unmix > 0:
+        if s.enabled and s.unmix > 0:
             mask = self._unmixing(small, mask, colours, s.unmix)
-        if s.refine and s.mask_contrast != 1.0:
+        if s.enabled and s.mask_contrast != 1.0:
             # the ear the model gives 0.8-0.9 is all person: a firmer mask lets the filter fit the colours
             # to a clear verdict instead of averaging the doubt into the alpha (docs/quality.md)
             mask = self._firmed(mask, s.mask_contrast)
-        if s.refine and s.color_guide:
+        if s.enabled and s.color_guide:
             self._guided_color(small, mask)
-        elif s.refine:
+        elif s.enabled:
             self._guided(small, mask)
         else:
             self._a = None
@@ -316,9 +316,9 @@ class EdgeRefiner:
     def _plan(self, image: np.ndarray) -> list[Region]:
         s = self.frame_settings
         h, w = image.shape[:2]
-        gray = self.hold.frame_gray((h, w)) if s.refine else None
+        gray = self.hold.frame_gray((h, w)) if s.enabled else None
         holding = gray is not None and self.hold.active
-        if gray is None and s.refine and not s.color_guide:
+        if gray is None and s.enabled and not s.color_guide:
             gray = self._gray
         if gray is not None:
             # the guide through a 3x3 box: the coefficients carry the edge's gain to every pixel, sensor
@@ -334,7 +334,7 @@ class EdgeRefiner:
             # where last frame's alpha was not already this cell's 0 or 1 (an edge still fading out, the
             # person or room a still frame's mask flipped), the hold blends the two: work to do
             np.copyto(kinds, EDGE, where=kinds != self._shown)
-        self._track = s.refine and self.hold.strength > 0
+        self._track = s.enabled and self.hold.strength > 0
         if self._regions is None or not np.array_equal(kinds, self._planned):
             self._regions = plan(kinds, self._mapping, self.STRIP_PX, self.MIN_RUN_PX)
             np.copyto(self._planned, kinds)

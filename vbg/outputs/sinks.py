@@ -14,6 +14,7 @@ import numpy as np
 
 from vbg.outputs import CameraDevice, Readers, close_quietly, loopback, vcam_opener
 from vbg.errors import VbgError, brief
+from vbg.timing import Backoff
 
 log = logging.getLogger("vbg")
 
@@ -33,7 +34,7 @@ class VirtualCameraSink:
     with backoff (1, 2, 5 s) when missing or lost, and watched for readers. `send` never raises; the
     state is in `error` and `state()`. Runs on the output thread, except `retry` and `enabled`."""
 
-    RETRY_S = (1.0, 2.0, 5.0)
+    RETRY_S = (1.0, 2.0, 5.0)   # the waits between attempts to open it again
 
     def __init__(self, size: tuple[int, int], fps: float, device: str | None, *, enabled: bool = True,
                  watch_readers: bool = True, required: bool = True, first_frame: np.ndarray | None = None,
@@ -49,7 +50,7 @@ class VirtualCameraSink:
         self.error: str | None = None
         self.errors = 0
         self._open_camera = open_camera or vcam_opener("v4l2loopback")
-        self._attempts = 0
+        self.backoff = Backoff(self.RETRY_S)
         self._retry_at = 0.0
         self._switch = False
         if enabled:
@@ -62,7 +63,8 @@ class VirtualCameraSink:
 
     def _open(self, first_frame: np.ndarray | None = None) -> None:
         self.camera = self._open_camera(self.size[0], self.size[1], self.fps, self.device)
-        self.error, self._attempts = None, 0
+        self.error = None
+        self.backoff.reset()
         if first_frame is not None:
             try:
                 self.camera.send(first_frame)
@@ -73,9 +75,7 @@ class VirtualCameraSink:
             self.watcher = self.camera.watch_readers()
 
     def _failed(self, message: str) -> None:
-        delay = self.RETRY_S[min(self._attempts, len(self.RETRY_S) - 1)]
-        self._attempts += 1
-        self._retry_at = time.monotonic() + delay
+        self._retry_at = time.monotonic() + self.backoff.next_delay()
         if message != self.error:
             log.warning("%s (retrying)", message)
         self.error = message
