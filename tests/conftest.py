@@ -51,6 +51,35 @@ def isolated_dirs(tmp_path, monkeypatch):
     shutil.rmtree(runtime, ignore_errors=True)
 
 
+@pytest.fixture
+def xvfb():
+    """An X server of the test's own (Xvfb, on a display number it picks itself): the one place tests
+    get a real display for the window, the tray and global hotkeys."""
+    import select
+
+    binary = need_tool("Xvfb", "xvfb")
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([binary, "-displayfd", str(write_end), "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
+                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 30)     # it writes the number once it takes clients
+        number = os.read(read_end, 16).decode().strip() if ready else ""
+        assert number, "Xvfb did not start within 30 s"
+        yield f":{number}"
+    finally:
+        os.close(read_end)
+        proc.terminate()
+        proc.wait()
+
+
+def start_tray(display: str) -> subprocess.Popen:
+    """trayer on `display`: a real XEmbed system tray, as in many desktops' panels."""
+    need_tool("trayer", "trayer")
+    return subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--width", "10", "--height", "24"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, DISPLAY=display))
+
+
 @pytest.fixture(scope="session")
 def segmenter():
     from vbg.model import ModelSpec

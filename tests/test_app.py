@@ -205,18 +205,6 @@ def test_ctl_without_app_says_so():
     assert r.returncode == 1 and "not running" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.fixture
-def xvfb():
-    binary = need_tool("Xvfb", "xvfb")
-    display = f":{90 + os.getpid() % 50}"
-    proc = subprocess.Popen([binary, display, "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    yield display
-    proc.terminate()
-    proc.wait()
-
-
 def _ctl(*args, env):
     r = subprocess.run([sys.executable, "-m", "vbg", "ctl", *args], capture_output=True, text=True, env=env, timeout=30)
     return r

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import CLIP_720P, MODEL, need_tool
+from conftest import CLIP_720P, MODEL, need_tool, start_tray
 from vbg.app import desktop
 from vbg.app.qtcheck import check_platform_libraries, debian_package, missing_libraries
 from vbg.errors import VbgError
@@ -94,23 +94,13 @@ def test_this_machine_has_every_library_the_window_needs(monkeypatch):
 
 
 @pytest.fixture
-def tray_display():
-    """Xvfb with trayer, a real XEmbed system tray (as in many desktops' panels)."""
-    for tool, package in (("Xvfb", "xvfb"), ("trayer", "trayer")):
-        need_tool(tool, package)
-    display = f":{150 + os.getpid() % 50}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def tray_display(xvfb):
+    """Xvfb with a real system tray."""
+    tray = start_tray(xvfb)
     time.sleep(1.0)
-    env = dict(os.environ, DISPLAY=display)
-    tray = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--width", "10", "--height", "24"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    time.sleep(1.0)
-    yield display
+    yield xvfb
     tray.terminate()
-    xvfb.terminate()
     tray.wait()
-    xvfb.wait()
 
 
 @pytest.mark.integration
@@ -170,24 +160,19 @@ def test_readme_names_every_package_ci_installs_for_the_window():
 
 
 @pytest.mark.integration
-def test_start_at_login_waits_for_a_tray_that_comes_late(tmp_path):
+def test_start_at_login_waits_for_a_tray_that_comes_late(tmp_path, xvfb):
     """At login the panel (and its tray) often starts after vbg: `vbg gui --tray` waits for it
     instead of popping the window up."""
-    for tool, package in (("Xvfb", "xvfb"), ("trayer", "trayer"), ("xdotool", "xdotool")):
+    for tool, package in (("trayer", "trayer"), ("xdotool", "xdotool")):
         need_tool(tool, package)
-    display = f":{200 + os.getpid() % 50}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    env = dict(os.environ, DISPLAY=display, VBG_MODEL=str(MODEL))
+    env = dict(os.environ, DISPLAY=xvfb, VBG_MODEL=str(MODEL))
     env.pop("QT_QPA_PLATFORM", None)
     app = subprocess.Popen([sys.executable, "-m", "vbg", "gui", "--tray", "--input", str(CLIP_720P), "--loop",
                             "--no-vcam", "--duration", "25"], env=env, stderr=subprocess.PIPE, text=True)
     tray = None
     try:
         time.sleep(4.0)                                               # vbg is up, no tray yet
-        tray = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--width", "10", "--height", "24"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        tray = start_tray(xvfb)
         deadline = time.monotonic() + 20
         status = None
         while time.monotonic() < deadline:
@@ -207,9 +192,8 @@ def test_start_at_login_waits_for_a_tray_that_comes_late(tmp_path):
         try:
             _, err = app.communicate(timeout=30)
         finally:
-            for proc in (tray, xvfb):
-                if proc is not None:
-                    proc.terminate()
-                    proc.wait()
+            if tray is not None:
+                tray.terminate()
+                tray.wait()
     assert "running in the tray: click its icon for the window" in err
     assert "showing the window" not in err
