@@ -264,7 +264,7 @@ def test_settings_swapped_mid_frame_apply_from_the_next_frame_whole():
     plain = EdgeRefiner(RefineSettings())
     expected = plain(image, small, mask).copy()
     refiner = EdgeRefiner(RefineSettings())
-    regions = refiner.prepare(image, small, mask)
+    regions = refiner.prepare(image, small, mask, None)
     refiner.settings = RefineSettings(feather=6, erode=3)     # swapped while the frame is refined
     for region in regions:
         refiner.refine(image, region)

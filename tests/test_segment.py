@@ -102,7 +102,7 @@ def test_inference_gate_skips_still_frames_and_runs_on_motion_and_at_least_every
     from vbg.matting.gate import InferenceGate
 
     gate = InferenceGate(max_skip=4)
-    still = np.full((144, 256, 3), 100, np.uint8)
+    still = np.full((144, 256), 100, np.uint8)
     runs = [gate.choose(still) for _ in range(10)]
     assert runs == ["full", None, None, None, None, "full", None, None, None, None]
     moved = still.copy()
@@ -117,7 +117,7 @@ def test_the_gate_runs_the_view_whose_part_of_the_picture_moved_and_takes_turns_
 
     gate = InferenceGate(max_skip=4)
     head = (0, 72, 64, 192)                            # the head crop's cells
-    picture = np.full((144, 256, 3), 100, np.uint8)
+    picture = np.full((144, 256), 100, np.uint8)
     assert [gate.choose(picture, head) for _ in range(6)] == ["full", None, None, None, None, "head"]
     picture[20:40, 100:140] = 200                      # the head turns: only the crop moved
     assert gate.choose(picture, head) == "head" and gate.choose(picture, head) is None
@@ -142,7 +142,7 @@ def test_a_head_moving_fast_gets_the_full_view_alone_until_it_calms_down():
 
     gate = InferenceGate(max_skip=0)
     head = (0, 72, 64, 192)
-    picture = np.full((144, 256, 3), 100, np.uint8)
+    picture = np.full((144, 256), 100, np.uint8)
     assert gate.choose(picture, head) == "full" and gate.choose(picture, head) == "head"
     views = []
     for i in range(4):                                 # the whole head region changes every frame

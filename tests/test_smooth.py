@@ -44,7 +44,7 @@ def test_smoothing_lowers_flicker_and_keeps_accuracy(segmenter):
 def test_moving_pixels_pass_through_and_still_pixels_hold():
     smoother = MaskSmoother(strength=1.0)
     out = np.empty((8, 8), np.float32)
-    frame = np.full((8, 8, 3), 100, np.uint8)
+    frame = np.full((8, 8), 100, np.uint8)
     smoother(np.full((8, 8), 0.2, np.float32), frame, out)
     moved = frame.copy()
     moved[:, :2] = 200                                  # the image changes in the left two columns only
@@ -56,7 +56,7 @@ def test_moving_pixels_pass_through_and_still_pixels_hold():
 def test_strength_zero_is_the_bare_model():
     smoother = MaskSmoother(strength=0.0)
     out = np.empty((4, 4), np.float32)
-    frame = np.zeros((4, 4, 3), np.uint8)
+    frame = np.zeros((4, 4), np.uint8)
     smoother(np.full((4, 4), 0.1, np.float32), frame, out)
     smoother(np.full((4, 4), 0.7, np.float32), frame, out)
     assert np.allclose(out, 0.7)
@@ -139,7 +139,7 @@ def test_what_the_model_drops_goes_at_once_while_what_it_adds_is_confirmed_over_
     model drops it, it goes with it instead of lingering (a ghost beside the arm for 20 frames)."""
     smoother = MaskSmoother(strength=0.9)
     out = np.empty((8, 8), np.float32)
-    frame = np.full((8, 8, 3), 100, np.uint8)
+    frame = np.full((8, 8), 100, np.uint8)
     smoother(np.zeros((8, 8), np.float32), frame, out)
     for _ in range(3):
         smoother(np.full((8, 8), 0.8, np.float32), frame, out)

@@ -18,7 +18,7 @@ from vbg.matting.focus import FULL, HEAD, HeadFocus
 from vbg.frames import Frame
 from vbg.model import resolve_model
 from vbg.models import choose_model
-from vbg.matting.gate import InferenceGate
+from vbg.matting.gate import InferenceGate, grid_gray
 from vbg.matting.segment import Segmenter
 from vbg.settings import Settings, resolve_edge
 from vbg.matting.hold import EdgeHold
@@ -102,6 +102,7 @@ class MatteChain:
         image = frame.image
         rows, cols = self.segmenter.fit(*image.shape[:2])
         small = frame.buffer("small", (rows, cols, 3), np.uint8)
+        small_gray = frame.buffer("small_gray", (rows, cols), np.uint8)
         mask = frame.buffer("mask", (rows, cols), np.float32)
         gate = self.gate  # one gate for the whole frame, whatever `update` does meanwhile
         first = self._full is None or self._full.shape != (rows, cols)
@@ -111,7 +112,8 @@ class MatteChain:
         self.focus.frame((rows, cols), image.shape[:2], self.segmenter.spec.input_shape[2:])
         with self.times.measure("preprocess"):
             self.segmenter.preprocess(image, small)
-            view = gate.choose(small, None if first else self.focus.crop(self._prob, moved=False))
+            grid_gray(small, small_gray)
+            view = gate.choose(small_gray, None if first else self.focus.crop(self._prob, moved=False))
             if gate.cut or gate.fast:
                 self.focus.reset()  # the head view is of the picture before the cut, or of where the head was
         if view == FULL:
@@ -134,13 +136,14 @@ class MatteChain:
         if view is not None:
             self.focus.fuse(self._full, self._prob)
         with self.times.measure("smoothing"):
-            self.smoother(self._prob, small, mask)
+            self.smoother(self._prob, small_gray, mask)
 
     def compose(self, frame: Frame, need_alpha: bool = False) -> np.ndarray:
         """The output image for a segmented frame (a chain buffer, valid until the call after next)."""
         with self.times.measure("composite"):
-            return self.compositor.compose(frame.image, frame.buffers["small"], frame.buffers["mask"],
-                                           need_alpha=need_alpha)
+            buffers = frame.buffers
+            return self.compositor.compose(frame.image, buffers["small"], buffers["mask"], need_alpha=need_alpha,
+                                           small_gray=buffers["small_gray"])
 
     def stage_masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The last segmented frame's grid masks, stage by stage: the model's full view, with the head

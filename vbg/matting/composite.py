@@ -122,9 +122,11 @@ class Compositor:
         """The background of the next frame."""
         return self._next_background or self.background
 
-    def compose(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray, need_alpha: bool = False) -> np.ndarray:
+    def compose(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray, need_alpha: bool = False,
+                small_gray: np.ndarray | None = None) -> np.ndarray:
         """Returns the composited frame: always an internal buffer, valid until the call after next,
-        never `image` (a pooled camera frame that capture overwrites once it is released)."""
+        never `image` (a pooled camera frame that capture overwrites once it is released). `small_gray`:
+        `small` in grey, when the chain made it already."""
         if self._next_background is not None:
             old, self.background, self._next_background = self.background, self._next_background, None
             if old is not self.background:
@@ -136,7 +138,7 @@ class Compositor:
         if passthrough and not need_alpha:
             return self._passthrough(image)
         refiner = self.refiner
-        regions = refiner.prepare(image, small, mask)
+        regions = refiner.prepare(image, small, mask, small_gray)
         frame = refiner.frame_settings  # read once: `refiner.settings` may change meanwhile
         estimate = frame.decontaminate and frame.enabled
         colours = (refiner.local_colours.person8, refiner.local_colours.room8) if estimate else None

@@ -9,6 +9,12 @@ import numpy as np
 from vbg.matting.focus import FULL, HEAD
 
 
+def grid_gray(small_bgr: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The frame on the model grid in grey, made once a frame: what every motion measure on the grid
+    (the gate, the smoother, the edge filter's reuse) compares, and the edge filter's grey guide."""
+    return cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=out)
+
+
 def changed_cells(now: np.ndarray, ref: np.ndarray, step: float, scratch: np.ndarray) -> int:
     """How many cells of `now` differ from `ref` by more than `step` (`scratch`: a buffer like them,
     left holding 1 where they do)."""
@@ -43,15 +49,16 @@ class InferenceGate:
     def reset(self) -> None:
         self._refs.clear()
 
-    def choose(self, small_bgr: np.ndarray, head: tuple[int, int, int, int] | None = None) -> str | None:
+    def choose(self, small_gray: np.ndarray, head: tuple[int, int, int, int] | None = None) -> str | None:
         """The view to run the model on for this frame (FULL or HEAD), or None to reuse the last mask.
-        `head`: the cells the head view would cover (None: no head view)."""
+        `small_gray`: the frame on the model grid, in grey (`grid_gray`); `head`: the cells the head view
+        would cover (None: no head view)."""
         self.frames += 1
-        shape = small_bgr.shape[:2]
-        if self._gray is None or self._gray.shape != shape:
-            self._gray, self._diff = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+        shape = small_gray.shape
+        if self._diff is None or self._diff.shape != shape:
+            self._diff = np.empty(shape, np.uint8)
             self._refs.clear()
-        cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray)
+        self._gray = small_gray
         if head is None:
             self._refs.pop(HEAD, None)
         views = (FULL,) if head is None else (FULL, HEAD)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from vbg.matting.regions import EDGE, PERSON, ROOM, GridToFrame, Region, cell_kinds, plan
-from vbg.matting.gate import changed_cells
+from vbg.matting.gate import changed_cells, grid_gray
 from vbg.settings import RefineSettings
 from vbg.matting.hold import EdgeHold
 
@@ -125,20 +125,18 @@ class SteadyGrid:
     def reset(self) -> None:
         self._settings = None
 
-    def holds(self, small: np.ndarray, mask: np.ndarray, settings) -> bool:
+    def holds(self, small_gray: np.ndarray, mask: np.ndarray, settings) -> bool:
         if self._shape != mask.shape:
-            self._gray, self._ref_gray = np.empty(mask.shape, np.uint8), np.empty(mask.shape, np.uint8)
-            self._diff = np.empty(mask.shape, np.uint8)
+            self._ref_gray, self._diff = np.empty(mask.shape, np.uint8), np.empty(mask.shape, np.uint8)
             self._ref_mask, self._mask_diff = np.empty_like(mask), np.empty_like(mask)
             self._shape, self._settings = mask.shape, None
-        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._gray)
         if self._settings is settings and self._reused < self.max_reuse:
             allowed = self.share * mask.size
-            if changed_cells(self._gray, self._ref_gray, self.levels, self._diff) <= allowed and \
+            if changed_cells(small_gray, self._ref_gray, self.levels, self._diff) <= allowed and \
                     changed_cells(mask, self._ref_mask, self.mask_step, self._mask_diff) <= allowed:
                 self._reused += 1
                 return True
-        self._gray, self._ref_gray = self._ref_gray, self._gray
+        np.copyto(self._ref_gray, small_gray)
         np.copyto(self._ref_mask, mask)
         self._settings, self._reused = settings, 0
         return False
@@ -238,18 +236,23 @@ class EdgeRefiner:
 
     def __call__(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Returns the full-size alpha (uint8, an internal buffer reused next call)."""
-        for region in self.prepare(image, small, mask):
+        for region in self.prepare(image, small, mask, None):
             self.refine(image, region)
         return self.finish()
 
-    def prepare(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray) -> list[Region]:
-        """Solves the edge filter on the grid for this frame; returns the regions to `refine`."""
+    def prepare(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray,
+                small_gray: np.ndarray | None) -> list[Region]:
+        """Solves the edge filter on the grid for this frame; returns the regions to `refine`.
+        `small_gray`: the chain's grey of `small` (vbg/matting/gate.py: grid_gray), or None to make it."""
         h, w = image.shape[:2]
         self._grid_buffers(mask.shape)
         self._full_buffers((h, w))
+        if small_gray is None:
+            small_gray = grid_gray(small, self._ggray)
+        self._small_gray = small_gray
         # one frame, one set of settings: `settings` may be swapped from another thread meanwhile
         self.frame_settings = s = self.settings
-        self.steady = self._steady.holds(small, mask, s)
+        self.steady = self._steady.holds(small_gray, mask, s)
         if not self.steady:
             self._solve(small, mask)
         return self._plan(image)
@@ -470,8 +473,7 @@ class EdgeRefiner:
     def _guided(self, small, mask):
         r = (2 * self.frame_settings.radius + 1,) * 2
         gi, mi, mp, mip, mii, a, b = self._gi, self._mi, self._mp, self._mip, self._mii, self._ga, self._b
-        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._ggray)
-        cv2.multiply(self._ggray, 1.0 / 255.0, gi, dtype=cv2.CV_32F)
+        cv2.multiply(self._small_gray, 1.0 / 255.0, gi, dtype=cv2.CV_32F)
         cv2.boxFilter(gi, -1, r, dst=mi)
         cv2.boxFilter(mask, -1, r, dst=mp)
         cv2.multiply(gi, mask, mip)

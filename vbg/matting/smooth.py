@@ -22,7 +22,7 @@ class MaskSmoother:
         self.motion_levels = float(motion_levels)
         self._prev: np.ndarray | None = None
         self._prev_gray: np.ndarray | None = None
-        self._gray = self._diff = self._keep = self._tmp = None
+        self._diff = self._keep = self._tmp = None
 
     def reset(self) -> None:
         self._prev = None
@@ -31,23 +31,22 @@ class MaskSmoother:
         if self._prev is None or self._prev.shape != shape:
             self._prev = np.zeros(shape, np.float32)
             self._prev_gray = np.zeros(shape, np.uint8)
-            self._gray = np.zeros(shape, np.uint8)
             self._diff = np.zeros(shape, np.uint8)
             self._keep = np.zeros(shape, np.float32)
             self._tmp = np.zeros(shape, np.float32)
             return True
         return False
 
-    def __call__(self, prob: np.ndarray, small_bgr: np.ndarray, out: np.ndarray) -> None:
-        """Writes the smoothed mask for `prob` (P(person), model grid) into `out`."""
+    def __call__(self, prob: np.ndarray, small_gray: np.ndarray, out: np.ndarray) -> None:
+        """Writes the smoothed mask for `prob` (P(person), model grid) into `out`; `small_gray` is the
+        frame on the same grid, in grey (vbg/matting/gate.py: grid_gray)."""
         fresh = self._buffers(prob.shape)
-        cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=self._gray)
         if fresh or self.strength <= 0:
             out[:] = prob
         else:
             keep, tmp = self._keep, self._tmp
             # motion in [0, 1], spread one pixel so edges next to a moving region update too
-            cv2.absdiff(self._gray, self._prev_gray, self._diff)
+            cv2.absdiff(small_gray, self._prev_gray, self._diff)
             cv2.dilate(self._diff, None, dst=self._diff)
             cv2.multiply(self._diff, 1.0 / self.motion_levels, keep, dtype=cv2.CV_32F)
             np.minimum(keep, 1.0, out=keep)
@@ -65,7 +64,7 @@ class MaskSmoother:
             np.multiply(tmp, keep, out=tmp)
             np.add(prob, tmp, out=out)
         self._prev[:] = out
-        self._prev_gray, self._gray = self._gray, self._prev_gray
+        np.copyto(self._prev_gray, small_gray)
 
 
 class EmaSmoother:
