@@ -305,12 +305,12 @@ def test_changes_made_while_the_engine_starts_are_not_lost(qtbot, tmp_path):
     w.effect.edge.setCurrentIndex(w.effect.edge.findData("off"))
     qtbot.waitUntil(lambda: w.controller.pipeline is not None, timeout=30000)
     chain = w.controller.pipeline.chain
-    assert chain.compositor.mirror and not chain.compositor.refiner.settings.enabled
+    assert chain.compositor.mirror and not chain.refiner.settings.enabled
     w.effect.edge.setCurrentIndex(w.effect.edge.findData("standard"))        # the cheap edge, even over a picture
     chain.set_background(parse_background(str(BACKGROUND)))
-    assert chain.compositor.refiner.settings.enabled and not chain.compositor.refiner.settings.color_guide
+    assert chain.refiner.settings.enabled and not chain.refiner.settings.color_guide
     w.effect.edge.setCurrentIndex(w.effect.edge.findData("auto"))
-    assert chain.compositor.refiner.settings.color_guide and chain.compositor.refiner.settings.decontaminate
+    assert chain.refiner.settings.color_guide and chain.refiner.settings.decontaminate
     assert Settings.load(tmp_path / "s.json").refine.edge == "auto"
     assert w.controller.pipeline.settings.composite.mirror and w.controller.settings.composite.mirror
     w.close()

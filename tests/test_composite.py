@@ -8,9 +8,9 @@ import pytest
 
 from conftest import BACKGROUND
 from vbg.backgrounds import BlurredRoom, LoopingVideo, Passthrough, SolidColor, StillImage, parse_background
+from vbg.errors import VbgError
 from vbg.matting.composite import Compositor
 from vbg.matting.refine import EdgeRefiner
-from vbg.errors import VbgError
 from vbg.settings import RefineSettings, edge_preset
 
 
@@ -40,7 +40,7 @@ def test_blur_does_not_smear_the_person_into_the_background():
 @pytest.mark.integration
 def test_solid_colour_and_image_backgrounds_fill_the_frame():
     image, small, mask = _scene()
-    out = Compositor(RefineSettings(), SolidColor((255, 0, 0))).compose(image, small, mask)
+    out = Compositor(EdgeRefiner(RefineSettings()), SolidColor((255, 0, 0))).compose(image, small, mask)
     assert tuple(out[5, 5]) == (255, 0, 0)
     assert out[300, 320].mean() > 200                    # the person stays
     still = StillImage(BACKGROUND).render((360, 640, 3), small, mask)
@@ -61,16 +61,16 @@ def test_refinement_follows_the_full_resolution_edge():
 
 def test_passthrough_and_mirror():
     image, small, mask = _scene()
-    out = Compositor(RefineSettings(), Passthrough()).compose(image, small, mask)
+    out = Compositor(EdgeRefiner(RefineSettings()), Passthrough()).compose(image, small, mask)
     # never the camera's pooled frame: it is overwritten once released, and snapshots kept showing it
     assert out is not image and np.array_equal(out, image)
-    mirrored = Compositor(RefineSettings(), Passthrough(), mirror=True).compose(image, small, mask)
+    mirrored = Compositor(EdgeRefiner(RefineSettings()), Passthrough(), mirror=True).compose(image, small, mask)
     assert np.array_equal(mirrored, image[:, ::-1])
 
 
 def test_compositor_reuses_its_buffers():
     image, small, mask = _scene()
-    c = Compositor(RefineSettings(), SolidColor((0, 255, 0)))
+    c = Compositor(EdgeRefiner(RefineSettings()), SolidColor((0, 255, 0)))
     outs = [c.compose(image, small, mask) for _ in range(4)]
     assert outs[0] is outs[2] and outs[1] is outs[3] and outs[0] is not outs[1]
 

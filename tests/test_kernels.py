@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from conftest import CLIP_720P
-from vbg.matting import kernels
 from vbg.backgrounds import SolidColor, parse_background
+from vbg.frames import Frame
+from vbg.matting import kernels
 from vbg.matting.chain import MatteChain
 from vbg.matting.composite import Compositor
-from vbg.frames import Frame
-from vbg.matting.kernels import KERNELS, CompiledKernels
-from vbg.settings import RefineSettings, Settings, apply_edge_preset
 from vbg.matting.hold import EdgeHold
+from vbg.matting.kernels import KERNELS, CompiledKernels
+from vbg.matting.refine import EdgeRefiner
+from vbg.settings import RefineSettings, Settings, apply_edge_preset
 
 pytestmark = pytest.mark.skipif(not KERNELS.available, reason="needs numba (a dependency of vbg where it has wheels)")
 
@@ -33,7 +34,7 @@ def _masks(segmenter, size, preset, frames=12):
         frame.image = np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
         chain.segment(frame)
         out.append((frame.image, frame.buffers["small"].copy(), frame.buffers["mask"].copy()))
-    return chain.compositor.refiner.settings, settings.refine.edge_hold, out
+    return chain.refiner.settings, settings.refine.edge_hold, out
 
 
 @pytest.mark.integration
@@ -49,7 +50,7 @@ def test_the_compiled_pass_gives_the_opencv_paths_alpha_and_output(segmenter, pr
     background = parse_background("blur") if preset == "standard" else SolidColor((30, 200, 90))
     runs = {}
     for path in ("opencv", "compiled"):
-        comp = Compositor(matte, background, hold=EdgeHold(hold), compositor=path)
+        comp = Compositor(EdgeRefiner(matte, EdgeHold(hold)), background, compositor=path)
         runs[path] = [(comp.compose(*m).copy(), comp.refiner.alpha.copy()) for m in masks]
         assert comp.frames_by_path[path] == len(masks)
     soft = 0
@@ -71,7 +72,7 @@ def test_frames_compose_with_opencv_while_the_pass_compiles_then_with_it(segment
     slow = CompiledKernels()
     real_compile = slow._compile
     monkeypatch.setattr(slow, "_compile", lambda: (release.wait(30), real_compile()))
-    comp = Compositor(matte, SolidColor((0, 0, 0)), hold=EdgeHold(hold), compositor="auto")
+    comp = Compositor(EdgeRefiner(matte, EdgeHold(hold)), SolidColor((0, 0, 0)), compositor="auto")
     comp.kernels = slow
     for m in masks[:3]:
         comp.compose(*m)
@@ -93,7 +94,7 @@ def test_a_failed_compile_ends_the_wait_and_opencv_composes_every_frame(monkeypa
     image = np.full((144, 256, 3), 100, np.uint8)
     mask = np.zeros((144, 256), np.float32)
     mask[40:, 80:180] = 1.0
-    comp = Compositor(RefineSettings(), SolidColor((0, 0, 255)), compositor="auto")
+    comp = Compositor(EdgeRefiner(RefineSettings()), SolidColor((0, 0, 255)), compositor="auto")
     comp.kernels, comp.one_path = failing, True
     for _ in range(2):
         comp.compose(image, image, mask)
@@ -108,7 +109,7 @@ def test_without_numba_the_opencv_path_composes(monkeypatch):
     image = np.full((144, 256, 3), 100, np.uint8)
     mask = np.zeros((144, 256), np.float32)
     mask[40:, 80:180] = 1.0
-    comp = Compositor(RefineSettings(), SolidColor((0, 0, 255)), compositor="compiled")
+    comp = Compositor(EdgeRefiner(RefineSettings()), SolidColor((0, 0, 255)), compositor="compiled")
     comp.kernels = missing
     out = comp.compose(image, image, mask)
     assert comp.frames_by_path == {"compiled": 0, "opencv": 1}
@@ -122,8 +123,8 @@ def test_an_argument_type_it_was_not_compiled_for_is_refused_and_the_frame_compo
     was not compiled for is refused before any pixel is touched, and OpenCV composes it."""
     assert KERNELS.wait(300), KERNELS.error
     matte, hold, masks = _masks(segmenter, (640, 480), "standard", frames=2)
-    expected = Compositor(matte, SolidColor((0, 0, 0)), compositor="opencv").compose(*masks[0])
-    comp = Compositor(matte, SolidColor((0, 0, 0)), compositor="compiled")
+    expected = Compositor(EdgeRefiner(matte), SolidColor((0, 0, 0)), compositor="opencv").compose(*masks[0])
+    comp = Compositor(EdgeRefiner(matte), SolidColor((0, 0, 0)), compositor="compiled")
     comp.refiner.hold.strength = 0.0
     real = comp.refiner.terms
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import CLIP_720P
-from vbg.capture.source import FrameSource
 from vbg.capture.mjpg import MjpgDecoder
+from vbg.capture.source import FrameSource
 from vbg.pipeline import Pipeline
 from vbg.settings import Settings
 

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import MODEL, run_vbg
 from vbg.errors import VbgError
-from vbg.model import ModelSpec, download_model, resolve_model
 from vbg.matting.segment import Segmenter
+from vbg.model import ModelSpec, download_model, resolve_model
 
 
 

@@ -231,7 +231,7 @@ def test_update_applies_live_and_a_bad_background_changes_nothing(clip_720p, any
         pipeline.update(changed)
         assert pipeline.chain.compositor.mirror and pipeline.chain.smoother.strength == 0.0
         assert pipeline.chain.edge_hold.strength == 0.0          # smoothing 0 turns the edge hold off
-        assert not pipeline.chain.compositor.refiner.settings.enabled
+        assert not pipeline.chain.refiner.settings.enabled
         changed.composite.mirror = False                                  # the caller's object is not the engine's
         assert pipeline.settings.composite.mirror
         bad = Settings.from_dict(__import__("json").loads(changed.to_json()))

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-import vbg.pipeline
 from vbg.capture.source import FrameSource
+import vbg.pipeline
 from vbg.pipeline import Pipeline
 from vbg.settings import Settings
 

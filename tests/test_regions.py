@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from conftest import CLIP_720P
-from vbg.matting import composite, refine
 from vbg.backgrounds import SolidColor
-from vbg.matting.chain import MatteChain
 from vbg.frames import Frame
+from vbg.matting import composite, refine
+from vbg.matting.chain import MatteChain
+from vbg.matting.hold import EdgeHold
+from vbg.matting.refine import EdgeRefiner
 from vbg.matting.regions import EDGE, PERSON, ROOM, GridToFrame, plan
 from vbg.settings import Settings, apply_edge_preset
-from vbg.matting.hold import EdgeHold
 
 SIZES = [((144, 256), (720, 1280)), ((144, 256), (1080, 1920)), ((144, 192), (480, 640)),
          ((144, 256), (540, 960))]
@@ -81,8 +82,7 @@ def test_edge_band_compositing_equals_refining_every_pixel(segmenter, monkeypatc
             monkeypatch.setattr(refine, "cell_kinds", lambda room, person, out: (out.fill(EDGE), out)[1])
         else:
             monkeypatch.undo()
-        comp = composite.Compositor(chain.compositor.refiner.settings, SolidColor((240, 240, 240)),
-                                    hold=EdgeHold(settings.refine.edge_hold))
+        comp = composite.Compositor(EdgeRefiner(chain.refiner.settings, EdgeHold(settings.refine.edge_hold)), SolidColor((240, 240, 240)))
         outs = [(comp.compose(*m).copy(), comp.refiner.alpha.copy()) for m in masks]
         return outs, comp
 
@@ -101,7 +101,7 @@ def _compose_both(monkeypatch, settings, frames, hold=0.0):
             monkeypatch.setattr(refine, "cell_kinds", lambda room, person, out: (out.fill(EDGE), out)[1])
         else:
             monkeypatch.undo()
-        comp = composite.Compositor(settings, SolidColor((255, 255, 255)), hold=EdgeHold(hold))
+        comp = composite.Compositor(EdgeRefiner(settings, EdgeHold(hold)), SolidColor((255, 255, 255)))
         return [comp.compose(*f) is not None and comp.refiner.alpha.copy() for f in frames]
     return run(False), run(True)
 
@@ -145,7 +145,7 @@ def test_a_held_edge_fades_out_as_it_would_everywhere(monkeypatch):
 def test_auto_edge_is_fine_where_the_room_is_replaced_and_standard_under_a_blur(segmenter):
     from vbg.backgrounds import BlurredRoom, Passthrough
     chain = MatteChain(Settings(), segmenter, BlurredRoom())
-    refiner = chain.compositor.refiner
+    refiner = chain.refiner
     assert not refiner.settings.color_guide and not refiner.settings.decontaminate
     chain.set_background(SolidColor((0, 0, 0)))                      # switched live, as the window does
     assert refiner.settings.color_guide and refiner.settings.decontaminate and refiner.settings.radius == 4
@@ -167,7 +167,7 @@ def test_a_steady_grid_reuses_its_solution_and_a_moved_one_does_not():
     from vbg.backgrounds import BlurredRoom
     from vbg.settings import RefineSettings
     image, small, mask = _step_scene()
-    comp = composite.Compositor(RefineSettings(), BlurredRoom())
+    comp = composite.Compositor(EdgeRefiner(RefineSettings()), BlurredRoom())
     steady = []
     for _ in range(7):
         comp.compose(image, small, mask)
@@ -191,8 +191,8 @@ def test_a_new_frame_size_on_the_same_grid_gets_a_new_plan():
     from vbg.settings import RefineSettings
     image, small, mask = _step_scene()
     big = cv2.resize(image, (1920, 1080), interpolation=cv2.INTER_NEAREST)
-    comp = composite.Compositor(RefineSettings(), SolidColor((0, 0, 0)))
+    comp = composite.Compositor(EdgeRefiner(RefineSettings()), SolidColor((0, 0, 0)))
     comp.compose(image, small, mask)
     switched = comp.compose(big, small, mask).copy()
-    fresh = composite.Compositor(RefineSettings(), SolidColor((0, 0, 0))).compose(big, small, mask)
+    fresh = composite.Compositor(EdgeRefiner(RefineSettings()), SolidColor((0, 0, 0))).compose(big, small, mask)
     assert switched.shape == big.shape and np.array_equal(switched, fresh)

@@ -6,9 +6,9 @@ import numpy as np
 from conftest import VIDEO_GT
 from vbg import metrics
 from vbg.matting.chain import MatteChain
-from vbg.settings import Settings
 from vbg.matting.hold import EdgeHold
 from vbg.matting.smooth import MaskSmoother
+from vbg.settings import Settings
 import pytest
 
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from vbg.capture.source import FileSource
 from vbg.capture.source import open_video
-from vbg.matting.chain import open_segmenter
 from vbg.errors import VbgError
+from vbg.matting.chain import open_segmenter
 from vbg.matting.kernels import COMPILE_WAIT_S, KERNELS
 from vbg.pipeline import Pipeline
 from vbg.settings import Settings

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import cv2
 
-from vbg.outputs import loopback
+from vbg.matting.segment import CUDA, cuda_library_missing, nvidia_driver_present
 from vbg.model import MODEL_ENV, sha256_of
 from vbg.models import choose_model, names
+from vbg.outputs import loopback
 from vbg.outputs import BACKENDS
-from vbg.matting.segment import CUDA, cuda_library_missing, nvidia_driver_present
 
 
 def video_devices() -> tuple[list[str], list[str]]:

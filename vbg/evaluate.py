@@ -18,12 +18,12 @@ import numpy as np
 from vbg import metrics
 from vbg.backgrounds import IMAGE_SUFFIXES
 from vbg.errors import VbgError
-from vbg.progress import ProgressBar
 from vbg.matting.chain import MatteChain
-from vbg.render import InputItems
 from vbg.matting.segment import Segmenter
-from vbg.settings import RefineSettings, Settings, SmoothSettings
 from vbg.matting.smooth import EmaSmoother, MaskSmoother
+from vbg.progress import ProgressBar
+from vbg.render import InputItems
+from vbg.settings import RefineSettings, Settings, SmoothSettings
 
 VARIANTS = ("pipeline", "raw", "ema")
 COLOURS = (0.0, 255.0)  # composites are scored over black and over white

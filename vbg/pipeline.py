@@ -21,14 +21,14 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import parse_background
-from vbg.outputs.cards import PAUSED_TEXT, privacy_image, status_card
 from vbg.capture.source import CameraAbsent, CaptureThread, FrameSource, open_source
-from vbg.matting.chain import MatteChain, open_segmenter
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
-from vbg.outputs import Sink, close_quietly, vcam_opener
-from vbg.outputs.sinks import Recorder, VirtualCameraSink, VirtualCameraStatus
+from vbg.matting.chain import MatteChain, open_segmenter
 from vbg.matting.segment import Segmenter
+from vbg.outputs import Sink, close_quietly, vcam_opener
+from vbg.outputs.cards import PAUSED_TEXT, privacy_image, status_card
+from vbg.outputs.sinks import Recorder, VirtualCameraSink, VirtualCameraStatus
 from vbg.settings import Settings
 from vbg.timing import SHORT_NAMES, StageTimes
 

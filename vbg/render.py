@@ -14,11 +14,11 @@ import numpy as np
 
 from vbg.backgrounds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, parse_background
 from vbg.capture.source import open_video
-from vbg.matting.chain import MatteChain
-from vbg.outputs.sinks import Recorder
 from vbg.errors import VbgError
-from vbg.progress import ProgressBar
+from vbg.matting.chain import MatteChain
 from vbg.matting.segment import Segmenter
+from vbg.outputs.sinks import Recorder
+from vbg.progress import ProgressBar
 from vbg.settings import Settings
 
 

@@ -21,9 +21,9 @@ import numpy as np
 from vbg.app import gallery
 from vbg.app.commands import BY_VERB
 from vbg.backgrounds import BlurredRoom, parse_background
+from vbg.errors import VbgError
 from vbg.matting.chain import open_segmenter
 from vbg.models import choose_model
-from vbg.errors import VbgError
 from vbg.pipeline import Pipeline
 from vbg.resources import config_dir
 from vbg.settings import Settings, check_pause_image, edge_preset, parse_positive, parse_size

@@ -16,9 +16,9 @@ from vbg.app import gallery
 from vbg.app.controller import CAMERA_DEFAULT, Controller
 from vbg.backgrounds import DEFAULT_BLUR
 from vbg.devices import video_devices
-from vbg.pipeline import PipelineStatus
 from vbg.matting.segment import DEVICES
 from vbg.outputs import BACKENDS
+from vbg.pipeline import PipelineStatus
 from vbg.settings import PAUSE_IMAGES
 
 SIZES = ("640x480", "1280x720", "1920x1080")

@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vbg.outputs import loopback
+from vbg.capture.mjpg import MjpgDecoder
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
-from vbg.capture.mjpg import MjpgDecoder
+from vbg.outputs import loopback
 from vbg.settings import CaptureSettings
 from vbg.timing import Backoff, StageTimes
 

@@ -13,16 +13,17 @@ import cv2
 import numpy as np
 
 from vbg.backgrounds import Background, BlurredRoom, Passthrough, parse_background
+from vbg.frames import Frame
 from vbg.matting.composite import Compositor
 from vbg.matting.focus import FULL, HEAD, HeadFocus
-from vbg.frames import Frame
+from vbg.matting.gate import InferenceGate, grid_gray
+from vbg.matting.hold import EdgeHold
+from vbg.matting.refine import EdgeRefiner
+from vbg.matting.segment import Segmenter
+from vbg.matting.smooth import MaskSmoother
 from vbg.model import resolve_model
 from vbg.models import choose_model
-from vbg.matting.gate import InferenceGate, grid_gray
-from vbg.matting.segment import Segmenter
 from vbg.settings import Settings, resolve_edge
-from vbg.matting.hold import EdgeHold
-from vbg.matting.smooth import MaskSmoother
 from vbg.timing import StageTimes
 
 
@@ -47,7 +48,8 @@ class MatteChain:
         self.times = times or StageTimes()
         self.smoother = smoother or MaskSmoother(settings.smooth.strength)
         self.edge_hold = EdgeHold()
-        self.compositor = Compositor(settings.refine, background or parse_background("none"), hold=self.edge_hold,
+        self.refiner = EdgeRefiner(settings.refine, self.edge_hold)
+        self.compositor = Compositor(self.refiner, background or parse_background("none"),
                                      compositor=settings.composite.compositor)
         self.gate = InferenceGate()  # whether the model runs on a frame, and on which view (set by update)
         self.focus = HeadFocus()
@@ -73,7 +75,7 @@ class MatteChain:
         settings = self._settings
         room_replaced = not isinstance(background, BlurredRoom)
         refine = settings.refine
-        self.compositor.refiner.settings = resolve_edge(refine, room_replaced)
+        self.refiner.settings = resolve_edge(refine, room_replaced)
         self.edge_hold.strength = refine.edge_hold if settings.smooth.strength > 0 else 0.0  # smoothing 0 = all off
         self.edge_hold.motion_levels = refine.edge_motion_levels
 
@@ -158,7 +160,7 @@ class MatteChain:
     @property
     def alpha(self) -> np.ndarray:
         """The full-size 8-bit alpha of the last composed frame (when it was computed)."""
-        return self.compositor.refiner.alpha
+        return self.refiner.alpha
 
     # -- offline -----------------------------------------------------------------------------------
     def process(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

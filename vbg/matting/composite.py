@@ -14,8 +14,6 @@ from vbg.backgrounds import Background, Passthrough
 from vbg.matting.kernels import COMPILE_WAIT_S, KERNELS, SOFT
 from vbg.matting.refine import EdgeRefiner
 from vbg.matting.regions import EDGE, PERSON, ROOM, Region
-from vbg.settings import RefineSettings
-from vbg.matting.hold import EdgeHold
 
 
 log = logging.getLogger(__name__)
@@ -31,9 +29,8 @@ class Compositor:
 
     SOFT = SOFT  # nearer 0 or 1 the pasted colour hardly shows: left as the camera's
 
-    def __init__(self, refine: RefineSettings, background: Background, mirror: bool = False,
-                 hold: EdgeHold | None = None, compositor: str = "auto"):
-        self.refiner = EdgeRefiner(refine, hold)
+    def __init__(self, refiner: EdgeRefiner, background: Background, mirror: bool = False, compositor: str = "auto"):
+        self.refiner = refiner  # the refine stage: each frame it plans the regions and refines the edge band
         self.compositor = compositor  # settings.COMPOSITORS: which path does the edge band
         self.kernels = KERNELS
         # every frame on one path: wait for the compile instead of starting on OpenCV (offline renders,

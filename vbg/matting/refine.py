@@ -16,10 +16,10 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from vbg.matting.regions import EDGE, PERSON, ROOM, GridToFrame, Region, cell_kinds, plan
 from vbg.matting.gate import changed_cells, grid_gray
-from vbg.settings import RefineSettings
 from vbg.matting.hold import EdgeHold
+from vbg.matting.regions import EDGE, PERSON, ROOM, GridToFrame, Region, cell_kinds, plan
+from vbg.settings import RefineSettings
 
 _SUM3 = np.ones((1, 3), np.float32)  # cv2.transform with it sums the channels
 SOFT_LEVELS = (3, 252)  # a held alpha closer than this to 0 or 1 may jump there unseen

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vbg.outputs import CameraDevice, Readers, close_quietly, loopback, vcam_opener
 from vbg.errors import VbgError, brief
+from vbg.outputs import CameraDevice, Readers, close_quietly, loopback, vcam_opener
 from vbg.timing import Backoff
 
 log = logging.getLogger("vbg")
