@@ -349,7 +349,7 @@ def test_ctl_paths_are_resolved_in_the_callers_folder(tmp_path, monkeypatch):
     assert cli.main(["ctl", "select", "ocean"]) == 0 and sent[-1] == ("select", ["ocean"])   # a name stays a name
 
 
-# -- issue 12: feedback, layout and the desktop --------------------------------------------------------
+# -- feedback, layout and the desktop --------------------------------------------------------------------
 
 def _message(window) -> str:
     """The transient message, only if a user can see it (the status line used to cover it)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -18,6 +17,7 @@ import numpy as np
 from vbg.capture.source import open_video
 from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
+from vbg.timing import Pacer
 
 log = logging.getLogger("vbg")
 
@@ -232,8 +232,7 @@ class LoopingVideo(Background):
         return raw
 
     def _decode_loop(self, shape) -> None:
-        period = 1.0 / self.fps
-        next_t = time.perf_counter()
+        pacer = Pacer(self.fps, self._stop)
         while not self._stop.is_set():
             raw = self._read_next()
             if raw is not None:
@@ -241,12 +240,7 @@ class LoopingVideo(Background):
                 if frame is not None:
                     cover(raw, shape[1], shape[0], out=frame.image, scratch=self._scratch)
                     self._slot.put(frame)
-            next_t += period
-            delay = next_t - time.perf_counter()
-            if delay > 0:
-                self._stop.wait(delay)
-            else:
-                next_t = time.perf_counter()
+            pacer.wait()
             if raw is None:
                 self._stop.wait(1.0)
 

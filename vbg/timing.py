@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 
@@ -59,6 +60,25 @@ class StageTimes:
     def reset(self) -> None:
         for name in self._counts:
             self._counts[name] = 0
+
+
+class Pacer:
+    """Keeps a loop at `fps` (a video file played at its own rate): each `wait` sleeps until the next
+    period is due, or until `stop` is set; a loop that fell more than a period behind counts again from
+    now instead of rushing through frames to catch up."""
+
+    def __init__(self, fps: float, stop: threading.Event):
+        self.period = 1.0 / fps
+        self._stop = stop
+        self._next = time.perf_counter()
+
+    def wait(self) -> None:
+        self._next += self.period
+        delay = self._next - time.perf_counter()
+        if delay > 0:
+            self._stop.wait(delay)
+        elif delay < -self.period:
+            self._next = time.perf_counter()
 
 
 class Backoff:

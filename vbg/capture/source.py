@@ -21,7 +21,7 @@ from vbg.errors import VbgError
 from vbg.frames import FramePool, LatestSlot
 from vbg.outputs import loopback
 from vbg.settings import CaptureSettings
-from vbg.timing import Backoff, StageTimes
+from vbg.timing import Backoff, Pacer, StageTimes
 
 log = logging.getLogger("vbg")
 
@@ -271,9 +271,7 @@ class CaptureThread(threading.Thread):
 
     def _pump(self, source: FrameSource) -> bool:
         """Reads until the source fails or we are asked to stop/idle. False means: finished for good."""
-        paced = source.is_file and self.settings.paced
-        period = 1.0 / source.fps if source.fps else 0.0
-        t_next = time.perf_counter()
+        pacer = Pacer(source.fps, self._stop_event) if source.is_file and self.settings.paced and source.fps else None
         shape = (source.height, source.width, 3)
         misses = 0
         self.last_frame_t = time.monotonic()
@@ -308,13 +306,8 @@ class CaptureThread(threading.Thread):
                 frame.image = image
                 shape = image.shape
             self.times.add("capture", (time.perf_counter() - t0) * 1e3)
-            if paced:
-                t_next += period
-                delay = t_next - time.perf_counter()
-                if delay > 0:
-                    self._stop_event.wait(delay)
-                elif delay < -period:
-                    t_next = time.perf_counter()
+            if pacer is not None:
+                pacer.wait()
             frame.index = self.frames
             frame.t_capture = time.perf_counter()
             self.frames += 1
