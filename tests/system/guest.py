@@ -21,7 +21,7 @@ import numpy as np
 
 ROOT = Path(os.environ["VBG_ROOT"])
 sys.path.insert(0, str(ROOT))
-from vbg import loopback  # noqa: E402
+from vbg.outputs import loopback  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests" / "system"))
 import browser  # noqa: E402
