@@ -18,6 +18,12 @@ A scene that really changes in that shape (a light switched on below the desk) i
 frame: three frames in a row that agree with each other are the scene, where damage differs frame by
 frame (except frames cut short, which all end in flat colour, so a flat end is never taken as a scene).
 For the same reason the first frames after the camera opens are taken once three agree.
+
+When vbg reads a camera's frames with gaps (a loaded machine falls behind and takes the newest), the last
+good frame grows old and real motion can make good frames look damaged against it. After `MAX_DROPS` in
+a row, a frame that agrees with the frame just before it is taken as the scene (damage differs frame by
+frame, so two damaged frames do not agree); only after `LAST_RESORT` is any frame shown, so that a camera
+whose every frame looks damaged is never frozen.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ CHANGED = 12         # a block's mean moved by more than this many levels in som
 RUN_CHANGED = 0.5    # ... in at least this share of the blocks from the damage to the end (a desync that
                      # resynchronises leaves some blocks right)
 ABOVE_CHANGED = 0.3  # ... and in less than this share of the blocks above it
-MAX_DROPS = 15       # a camera whose every frame looks damaged is shown after this many, not frozen
+MAX_DROPS = 15       # after this many in a row, two frames that agree are taken as the scene
+LAST_RESORT = 60     # a camera whose every frame looks damaged is shown after this many, not frozen
 
 
 class MjpgDecoder:
@@ -51,7 +58,9 @@ class MjpgDecoder:
         recent, self._recent = self._recent, [*self._recent[-1:], blocks]
         good = self._good is not None and _agree(blocks, self._good)
         scene = len(recent) == 2 and all(_agree(blocks, other) for other in recent) and not _flat_tail(blocks)
-        if not good and not scene and self._drops < MAX_DROPS:
+        pair = (self._drops >= MAX_DROPS and len(recent) > 0 and _agree(blocks, recent[-1])
+                and not _flat_tail(blocks))
+        if not (good or scene or pair) and self._drops < LAST_RESORT:
             return self._drop()
         self._good, self._drops = blocks, 0
         return image
