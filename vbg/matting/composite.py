@@ -58,6 +58,7 @@ class Compositor:
             self._outputs = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
             # the compiled pass's rows: the filter's value, and the alpha per channel
             self._trow, self._row3 = np.empty(shape[1], np.float32), np.empty(3 * shape[1], np.uint8)
+            self._rows_shape = None
             self._shape = shape
 
     def _decontaminate(self, image: np.ndarray, region: Region, alpha: np.ndarray, alpha3: np.ndarray,
@@ -194,7 +195,7 @@ class Compositor:
 
     def _edge_compiled(self, image, bg, region: Region, out, colours) -> None:
         refiner = self.refiner
-        terms = refiner.terms(image, region)
+        terms = refiner.grid_terms(image, region)
         hold = refiner.hold
         if hold.active:
             gray, prev_gray, keep, motion, trail = hold.pass_params()
@@ -203,16 +204,24 @@ class Compositor:
             keep, motion, trail = 0.0, 0, 0
         person, room = colours if colours is not None else (_NO_COLOURS, _NO_COLOURS)
         try:
-            self.kernels.edge_pass(*region.pixels, terms.a, terms.guide, terms.b, terms.cap, gray, prev_gray,
-                                   refiner.alpha, image, bg, out, self._trow, self._row3, np.float32(keep),
-                                   np.int32(motion), np.int32(trail), colours is not None, person, room,
-                                   *refiner.mapping.taps)
+            self.kernels.edge_pass(*region.pixels, terms.a, terms.b, terms.cap, terms.guide, gray, prev_gray,
+                                   refiner.alpha, image, bg, out, *self._grid_rows(terms.b.shape), self._trow,
+                                   self._row3, np.float32(keep), np.int32(motion), np.int32(trail),
+                                   colours is not None, person, room, refiner.tracking, refiner.shown,
+                                   region.cells, *refiner.mapping.taps)
         except TypeError as e:  # refused before it touched a pixel: never compiled on a frame's time
             log.warning("the compiled compositor does not take this frame (%s); compositing with OpenCV", e)
             self.compositor = "opencv"
             self._blend_region(image, bg, refiner.refine(image, region), region, out, colours)
-            return
-        refiner.held(region)
+
+    def _grid_rows(self, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The compiled pass's scratch: the grid's rows upsampled along x (a's, b's, cap's)."""
+        if self._rows_shape != grid:
+            w = self._shape[1]
+            self._rows = (np.empty((grid[0], 3 * w), np.float32), np.empty((grid[0], w), np.float32),
+                          np.empty((grid[0], w), np.int32))
+            self._rows_shape = grid
+        return self._rows
 
     def _next_output(self) -> np.ndarray:
         self._turn ^= 1

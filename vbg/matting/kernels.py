@@ -1,12 +1,15 @@
 """The edge band's per-pixel work in one compiled pass (numba), with OpenCV as the fallback.
 
 For each edge rectangle (vbg/matting/regions.py) the OpenCV path makes about fifteen passes over it, each a
-Python call: the filter's value from its upsampled coefficients and the guide, the model's bound,
-the hold against last frame's alpha (vbg/matting/hold.py), the person's own colour where the edge
-is soft, and the blend. `edge_pass` makes one pass over the rectangle's rows, on contiguous rows so
-that the compiler vectorises it. The upsampling stays OpenCV's (it is already vectorised, and both
-paths then start from the same numbers); the room and person rectangles stay plain copies. Both
-paths give the same alpha and output within a level (tests/test_kernels.py).
+Python call: the filter's coefficients and the model's bound upsampled from the grid, the filter's
+value from them and the guide, the bound, the hold against last frame's alpha (vbg/matting/hold.py),
+the person's own colour where the edge is soft, the blend, and which cells came out all room or all
+person (the next frame's plan). `edge_pass` does it in one pass over the rectangle's rows, on
+contiguous rows so that the compiler vectorises it: it upsamples the grid planes itself, separably
+and with cv2.resize's weights (along the few grid rows the rectangle needs, then between two of them
+per pixel row), which saves the three resize calls per rectangle and their frame-sized buffers. The
+room and person rectangles stay plain copies. Both paths give the same alpha and output within a
+level (tests/test_kernels.py).
 
 Compiling takes seconds, so it happens on a thread of its own (`CompiledKernels.start`) while the
 OpenCV path composes; `cache=True` keeps the machine code between runs. Without numba (no wheel for a
@@ -19,8 +22,11 @@ import importlib.util
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
+
+from vbg.matting.regions import EDGE, PERSON, ROOM, SOFT_LEVELS
 
 log = logging.getLogger(__name__)
 
@@ -37,33 +43,58 @@ def _div255(p):
     return ((p >> 8) + p) >> 8
 
 
-def _edge_pass(y0, y1, x0, x1, a, guide, b, cap, gray, prev_gray, alpha, image, bg, out, trow, row3,
-               keep, motion, trail, decontaminate, person, room, ys0, ys1, ky0, xs0, xs1, kx0):
-    """Fills alpha and out over rows y0:y1, columns x0:x1 (all arrays frame-sized, C-contiguous).
+def _edge_pass(y0, y1, x0, x1, ga, gb, gcap, guide, gray, prev_gray, alpha, image, bg, out, ha, hb, hc, trow, row3,
+               keep, motion, trail, decontaminate, person, room, track, shown, cells, rows, cols):
+    """Fills alpha and out over rows y0:y1, columns x0:x1 (frame-sized arrays, C-contiguous).
 
-    alpha*255 = a . guide + b (a and guide with 1 or 3 channels), at most `cap`; held: a pixel whose
+    alpha*255 = a . guide + b, at most `cap`, with a (1 or 3 channels), b and cap the grid planes `ga`,
+    `gb` and `gcap` upsampled here as cv2.resize upsamples a whole plane (`rows` and `cols`: each one's
+    `GridTaps`): first along the rows of the grid the rectangle needs (into `ha`, `hb`, `hc`), then
+    between two of those rows for each pixel row, both steps over contiguous rows. Held: a pixel whose
     grey changed by less than `motion` keeps `keep` of last frame's alpha (in `alpha`), no further than
     `trail` from the new value; blended over `bg`; where `decontaminate` and the alpha is soft, the
     camera's colour is replaced by F = F^ + a (I - a F^ - (1 - a) B^), F^ and B^ the grid's `person` and
-    `room` colours upsampled with `bilinear_taps` (rows, then columns)."""
-    channels = a.shape[2]
+    `room` colours. With `track`, notes in `shown` which of the rectangle's grid cells came out all room
+    or all person (what `EdgeRefiner._track_shown` does on the OpenCV path)."""
+    channels = ga.shape[2]
     take = _f32(1.0) - keep
     n = x1 - x0
+    ys0, ys1, ky0, wy0, wy1, rlo, rhi = rows
+    xs0, xs1, kx0, wx0, wx1, clo, chi = cols
+    g0 = ys0[y0]
+    i0s, i1s, k0s, w0s, w1s = xs0[x0:x1], xs1[x0:x1], kx0[x0:x1], wx0[x0:x1], wx1[x0:x1]
+    for g in range(g0, ys1[y1 - 1] + 1):  # along the grid's rows: each pixel column from its two grid columns
+        har, hbr, hcr, gar, gbr, gcr = ha[g - g0], hb[g - g0], hc[g - g0], ga[g], gb[g], gcap[g]
+        if channels == 1:
+            for x in range(n):
+                har[x] = gar[i0s[x], 0] * w0s[x] + gar[i1s[x], 0] * w1s[x]
+        else:
+            for x in range(n):
+                for c in range(3):
+                    har[3 * x + c] = gar[i0s[x], c] * w0s[x] + gar[i1s[x], c] * w1s[x]
+        for x in range(n):
+            hbr[x] = gbr[i0s[x]] * w0s[x] + gbr[i1s[x]] * w1s[x]
+        for x in range(n):
+            hcr[x] = _i32(gcr[i0s[x]]) * k0s[x] + _i32(gcr[i1s[x]]) * (2048 - k0s[x])
     for y in range(y0, y1):
         # each row's segment as its own slice: indexing from 0 is what lets the compiler vectorise
-        ar, gr = a[y].reshape(-1)[channels * x0:channels * x1], guide[y].reshape(-1)[channels * x0:channels * x1]
-        br, cr = b[y][x0:x1], cap[y][x0:x1]
+        r0, r1, v0, v1, ky = ys0[y] - g0, ys1[y] - g0, wy0[y], wy1[y], ky0[y]
+        a0, a1, b0, b1, c0, c1 = ha[r0], ha[r1], hb[r0], hb[r1], hc[r0], hc[r1]
+        gr = guide[y].reshape(-1)[channels * x0:channels * x1]
         now, before, held = gray[y][x0:x1], prev_gray[y][x0:x1], alpha[y][x0:x1]
         if channels == 1:
             for x in range(n):
-                trow[x] = ar[x] * _f32(gr[x]) + br[x]
+                trow[x] = (a0[x] * v0 + a1[x] * v1) * _f32(gr[x]) + (b0[x] * v0 + b1[x] * v1)
         else:
             for x in range(n):
-                trow[x] = ar[3 * x] * _f32(gr[3 * x]) + ar[3 * x + 1] * _f32(gr[3 * x + 1]) \
-                    + ar[3 * x + 2] * _f32(gr[3 * x + 2]) + br[x]
+                j = 3 * x
+                trow[x] = (a0[j] * v0 + a1[j] * v1) * _f32(gr[j]) \
+                    + (a0[j + 1] * v0 + a1[j + 1] * v1) * _f32(gr[j + 1]) \
+                    + (a0[j + 2] * v0 + a1[j + 2] * v1) * _f32(gr[j + 2]) + (b0[x] * v0 + b1[x] * v1)
         for x in range(n):
             t = min(max(trow[x] + _f32(0.5), _f32(0.0)), _f32(255.0))
-            new = min(_i32(t), _i32(cr[x]))
+            cap = ((((c0[x] >> 4) * ky) >> 16) + (((c1[x] >> 4) * (2048 - ky)) >> 16) + 2) >> 2
+            new = min(_i32(t), cap)
             slack = trail if abs(_i32(now[x]) - _i32(before[x])) < motion else _i32(0)
             kept = _i32(_f32(held[x]) * keep + _f32(new) * take + _f32(0.5))
             v = min(max(kept, max(new - slack, _i32(0))), min(new + min(new, slack), _i32(255)))
@@ -80,7 +111,7 @@ def _edge_pass(y0, y1, x0, x1, a, guide, b, cap, gray, prev_gray, alpha, image, 
             orow[j] = _div255(p) + _div255(q)
         if not decontaminate:
             continue
-        gy0, gy1, ky = ys0[y], ys1[y], ky0[y]
+        gy0, gy1 = ys0[y], ys1[y]
         for x in range(n):  # few pixels are soft: one by one, with the local colours upsampled here
             al = _i32(held[x])
             if al < SOFT[0] or al > SOFT[1]:
@@ -95,6 +126,26 @@ def _edge_pass(y0, y1, x0, x1, a, guide, b, cap, gray, prev_gray, alpha, image, 
                 ae = _div255(abs(est) * al + 128)
                 own = min(max(f + (ae if est >= 0 else -ae), _i32(0)), _i32(255))
                 orow[3 * x + c] = _div255(own * al + 128) + _div255(_i32(gbr[3 * x + c]) * (255 - al) + 128)
+    if not track:
+        return
+    # a cell is all room (person) when every pixel it covers is within SOFT_LEVELS of 0 (255)
+    cy0, cy1, cx0, cx1 = cells
+    lo, hi = row3[:n], row3[n:2 * n]
+    for cy in range(cy0, cy1):
+        py0, py1 = max(rlo[cy], y0), min(rhi[cy], y1)
+        lo[:] = alpha[py0][x0:x1]
+        hi[:] = lo
+        for y in range(py0 + 1, py1):  # each column's least and most over the cell row's pixel rows
+            row = alpha[y][x0:x1]
+            for x in range(n):
+                lo[x] = min(lo[x], row[x])
+                hi[x] = max(hi[x], row[x])
+        for cx in range(cx0, cx1):
+            least, most = 255, 0
+            for x in range(max(clo[cx], x0) - x0, min(chi[cx], x1) - x0):
+                least = min(least, _i32(lo[x]))
+                most = max(most, _i32(hi[x]))
+            shown[cy, cx] = ROOM if most < SOFT_LEVELS[0] else PERSON if least > SOFT_LEVELS[1] else EDGE
 
 
 def _upsample8(p00, p01, p10, p11, kx, ky):
@@ -105,17 +156,32 @@ def _upsample8(p00, p01, p10, p11, kx, ky):
     return ((((r0 >> 4) * ky) >> 16) + (((r1 >> 4) * (2048 - ky)) >> 16) + 2) >> 2
 
 
-def bilinear_taps(src: int, dst: int, rows: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each of `dst` pixels, where cv2.resize's INTER_LINEAR takes it from: the two source indices
-    (clamped at the borders) and the first one's weight in 11 bits. A column at the border takes all of
-    its weight from one index, a row does not (OpenCV's way, which shows in the rounding)."""
-    pos = (np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5
+class GridTaps(NamedTuple):
+    """Where each pixel row (or column) of the frame takes its value from when cv2.resize's INTER_LINEAR
+    upsamples a grid plane, and which pixels each grid row (column) covers."""
+    first: np.ndarray    # int32: the first of the two grid indices (clamped at the borders)
+    second: np.ndarray   # int32: the second
+    weight11: np.ndarray  # int32: the first one's weight in 11 bits (8-bit planes)
+    weight0: np.ndarray  # float32: the first one's weight (float planes)
+    weight1: np.ndarray  # float32: the second one's
+    cell_first: np.ndarray  # int32, per grid index: the first pixel it covers (an area average's footprint)
+    cell_end: np.ndarray    # int32: one past its last
+
+
+def bilinear_taps(src: int, dst: int, rows: bool) -> GridTaps:
+    """For each of `dst` pixels, where cv2.resize's INTER_LINEAR takes it from (`src` grid indices). A
+    column at the border takes all of its weight from one index, a row does not (OpenCV's way, which
+    shows in the rounding)."""
+    pos = ((np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5).astype(np.float32)
     i0 = np.floor(pos)
     frac = (pos - i0).astype(np.float32)
     if not rows:
         frac[(i0 < 0) | (i0 >= src - 1)] = 0.0
     first = np.round((1.0 - frac.astype(np.float64)) * 2048).astype(np.int32)
-    return np.clip(i0, 0, src - 1).astype(np.int32), np.clip(i0 + 1, 0, src - 1).astype(np.int32), first
+    k = np.arange(src + 1, dtype=np.int64)
+    return GridTaps(np.clip(i0, 0, src - 1).astype(np.int32), np.clip(i0 + 1, 0, src - 1).astype(np.int32), first,
+                    (np.float32(1.0) - frac).astype(np.float32), frac,
+                    (k[:-1] * dst // src).astype(np.int32), (-(-k[1:] * dst // src)).astype(np.int32))
 
 
 class CompiledKernels:
@@ -180,15 +246,17 @@ def _warm_up(function) -> None:
     h, w, gh, gw = 4, 6, 2, 3
     frame, plane = np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.uint8)
     trow, row3 = np.zeros(w, np.float32), np.zeros(3 * w, np.uint8)
-    grid = np.zeros((gh, gw, 3), np.uint8)
-    taps = bilinear_taps(gh, h, rows=True) + bilinear_taps(gw, w, rows=False)
+    grid, gplane = np.zeros((gh, gw, 3), np.uint8), np.zeros((gh, gw), np.float32)
+    ha, hb, hc = np.zeros((gh, 3 * w), np.float32), np.zeros((gh, w), np.float32), np.zeros((gh, w), np.int32)
+    taps = (bilinear_taps(gh, h, rows=True), bilinear_taps(gw, w, rows=False))
     for channels in (1, 3):
-        a = np.zeros((h, w, channels), np.float32)
+        ga = np.zeros((gh, gw, channels), np.float32)
         guide = np.zeros((h, w, channels), np.uint8)
         for decontaminate in (False, True):
-            function(0, h, 0, w, a, guide, np.zeros((h, w), np.float32), plane, plane, plane, plane.copy(),
-                     frame, frame, frame.copy(), trow, row3, np.float32(0.5), np.int32(8), np.int32(40),
-                     decontaminate, grid, grid, *taps)
+            function(0, h, 0, w, ga, gplane, grid[:, :, 0].copy(), guide, plane, plane, plane.copy(),
+                     frame, frame, frame.copy(), ha, hb, hc, trow, row3, np.float32(0.5), np.int32(8),
+                     np.int32(40), decontaminate, grid, grid, decontaminate, np.zeros((gh, gw), np.uint8),
+                     (0, gh, 0, gw), *taps)
 
 
 KERNELS = CompiledKernels()

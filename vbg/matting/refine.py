@@ -18,11 +18,10 @@ import numpy as np
 
 from vbg.matting.gate import changed_cells, grid_gray
 from vbg.matting.hold import EdgeHold
-from vbg.matting.regions import EDGE, PERSON, ROOM, GridToFrame, Region, cell_kinds, plan
+from vbg.matting.regions import EDGE, PERSON, ROOM, SOFT_LEVELS, GridToFrame, Region, cell_kinds, plan
 from vbg.settings import RefineSettings
 
 _SUM3 = np.ones((1, 3), np.float32)  # cv2.transform with it sums the channels
-SOFT_LEVELS = (3, 252)  # a held alpha closer than this to 0 or 1 may jump there unseen
 _MARK = np.full(256, 128, np.uint8)  # an alpha's mark for EdgeRefiner._track_shown
 _MARK[:SOFT_LEVELS[0]], _MARK[SOFT_LEVELS[1] + 1:] = 0, 255
 _KIND = np.full(256, EDGE, np.uint8)  # a cell's average mark -> its kind
@@ -413,26 +412,42 @@ class EdgeRefiner:
         m = self._mapping
         m.upsample(self._b, region, self._B)
         m.upsample(self._cap, region, self._capup)
+        guide = self.guide(image, region)
         if self._a.ndim == 2:
             m.upsample(self._ga, region, self._A)
-            return EdgeTerms(self._A[:, :, None], self._frame_gray[:, :, None], self._B, self._capup)
-        # the colour guide through the same 3x3 box, with its real neighbours (a pixel of margin, written
-        # over a neighbour's place in the buffer: each rectangle's terms are used before the next's)
+            return EdgeTerms(self._A[:, :, None], guide, self._B, self._capup)
+        m.upsample(self._a, region, self._A3)
+        return EdgeTerms(self._A3, guide, self._B, self._capup)
+
+    def grid_terms(self, image: np.ndarray, region: Region) -> EdgeTerms:
+        """The edge filter over an EDGE `region` on the grid, for a pass that upsamples it itself (a, b
+        and cap grid-sized; the guide frame-sized, valid over the rectangle)."""
+        a = self._ga[:, :, None] if self._a.ndim == 2 else self._a
+        return EdgeTerms(a, self.guide(image, region), self._b, self._cap)
+
+    def guide(self, image: np.ndarray, region: Region) -> np.ndarray:
+        """The edge filter's guide over `region`: the boxed grey frame, or the colour frame through the
+        same 3x3 box."""
+        if self._a.ndim == 2:
+            return self._frame_gray[:, :, None]
+        # with its real neighbours (a pixel of margin, written over a neighbour's place in the buffer:
+        # each rectangle's guide is used before the next's)
         y0, y1, x0, x1 = region.pixels
         h, w = image.shape[:2]
         ey0, ey1, ex0, ex1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
         cv2.blur(image[ey0:ey1, ex0:ex1], (3, 3), dst=self._guide[ey0:ey1, ex0:ex1])
-        m.upsample(self._a, region, self._A3)
-        return EdgeTerms(self._A3, self._guide, self._B, self._capup)
+        return self._guide
 
-    def held(self, region: Region) -> np.ndarray:
-        """After the compiled pass filled `alpha` over an EDGE `region`: notes the cells it shows for the
-        next frame's plan (what `refine` does itself). Returns the region's alpha."""
-        y0, y1, x0, x1 = region.pixels
-        out = self._held_alpha[y0:y1, x0:x1]
-        if self._track:
-            self._track_shown(out, region)
-        return out
+    @property
+    def tracking(self) -> bool:
+        """Whether this frame's edge notes which cells it shows as all room or all person (`shown`), for
+        the next frame's plan: a pass that fills an edge rectangle itself notes them too."""
+        return self._track
+
+    @property
+    def shown(self) -> np.ndarray:
+        """Each grid cell's kind as the last alpha shows it (ROOM, PERSON or EDGE)."""
+        return self._shown
 
     def _track_shown(self, alpha: np.ndarray, region: Region) -> None:
         """Which cells of an edge region came out all room or all person (within SOFT_LEVELS): pixels

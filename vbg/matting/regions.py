@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 ROOM, PERSON, EDGE = 0, 1, 2
+SOFT_LEVELS = (3, 252)  # a held alpha closer than this to 0 or 1 may jump there unseen: a cell of it is room or person
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,12 @@ class GridToFrame:
         self._taps = None
 
     @property
-    def taps(self) -> tuple[np.ndarray, ...]:
-        """Where each row, then each column, takes its value from (vbg/matting/kernels.py's bilinear_taps)."""
+    def taps(self) -> tuple:
+        """Where each row, then each column, takes its value from (vbg/matting/kernels.py's `GridTaps`)."""
         if self._taps is None:
             from vbg.matting.kernels import bilinear_taps
-            self._taps = bilinear_taps(self.grid[0], self.frame[0], rows=True) + \
-                bilinear_taps(self.grid[1], self.frame[1], rows=False)
+            self._taps = (bilinear_taps(self.grid[0], self.frame[0], rows=True),
+                          bilinear_taps(self.grid[1], self.frame[1], rows=False))
         return self._taps
 
     def pixel_y(self, cell_row: int) -> int:
