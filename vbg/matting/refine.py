@@ -142,8 +142,9 @@ class SteadyGrid:
 
 
 class EdgeTerms(NamedTuple):
-    """An edge rectangle's filter, upsampled: alpha*255 = a . guide + b, at most `cap`. Frame-sized
-    buffers, valid over the rectangle."""
+    """An edge rectangle's filter: alpha*255 = a . guide + b, at most `cap`. From `terms`, all upsampled
+    into frame-sized buffers, valid over the rectangle; from `grid_terms`, a, b and cap on the grid
+    (the compiled pass upsamples them itself) and the guide frame-sized."""
     a: np.ndarray       # float32 (h, w, 1 or 3): 1 channel with the grey guide, 3 with the colour guide
     guide: np.ndarray   # uint8 (h, w, 1 or 3): the frame through a 3x3 box
     b: np.ndarray       # float32 (h, w)
