@@ -1,6 +1,9 @@
 """The compiled edge pass (vbg/matting/kernels.py) against the OpenCV path it replaces, on real frames and the
 real model's masks; and that compiling never holds up a frame."""
 
+import os
+import subprocess
+import sys
 import threading
 
 import cv2
@@ -175,3 +178,18 @@ def test_bilinear_taps_give_opencvs_8_bit_upsampling_to_the_level():
         p = plane.astype(np.int32)
         got = upsample(p[y0][:, x0], p[y0][:, x1], p[y1][:, x0], p[y1][:, x1], kx[None, :], ky[:, None])
         assert np.array_equal(got, expected)
+
+
+def test_a_process_that_quits_while_the_pass_compiles_waits_for_it_and_exits_cleanly(tmp_path):
+    """LLVM compiles outside the GIL: a process that exits while it does aborted in LLVM's teardown (a
+    fresh install quitting seconds after its first frame). Exit waits for the compile instead. A fresh
+    numba cache, so that it really compiles."""
+    script = ("import atexit, sys\n"
+              "from vbg.matting.kernels import KERNELS\n"
+              "atexit.register(lambda: print('compiled before teardown:', KERNELS._done.is_set(), flush=True))\n"
+              "KERNELS.start()\n"
+              "sys.exit(0)\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "compiled before teardown: True" in done.stdout

@@ -204,7 +204,11 @@ class CompiledKernels:
             if self._started or not self.available:
                 return
             self._started = True
-        threading.Thread(target=self._compile, name="vbg-compile", daemon=True).start()
+        # not a daemon: Python then waits for it before tearing down. LLVM runs outside the GIL, and a
+        # process that exits while it compiles aborts in LLVM's own teardown (an assertion, seen on a
+        # fresh install that quit within seconds of its first frame). The wait is once: later runs load
+        # the compiled code from numba's cache in a fraction of a second.
+        threading.Thread(target=self._compile, name="vbg-compile", daemon=False).start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Starts compiling if needed and waits for it; True when the compiled path is ready."""
