@@ -93,7 +93,7 @@ def _edge_pass(y0, y1, x0, x1, ga, gb, gcap, guide, gray, prev_gray, alpha, imag
                     + (a0[j + 2] * v0 + a1[j + 2] * v1) * _f32(gr[j + 2]) + (b0[x] * v0 + b1[x] * v1)
         for x in range(n):
             t = min(max(trow[x] + _f32(0.5), _f32(0.0)), _f32(255.0))
-            cap = ((((c0[x] >> 4) * ky) >> 16) + (((c1[x] >> 4) * (2048 - ky)) >> 16) + 2) >> 2
+            cap = _between_rows8(c0[x], c1[x], ky)
             new = min(_i32(t), cap)
             slack = trail if abs(_i32(now[x]) - _i32(before[x])) < motion else _i32(0)
             kept = _i32(_f32(held[x]) * keep + _f32(new) * take + _f32(0.5))
@@ -151,8 +151,12 @@ def _edge_pass(y0, y1, x0, x1, ga, gb, gcap, guide, gray, prev_gray, alpha, imag
 def _upsample8(p00, p01, p10, p11, kx, ky):
     """An 8-bit grid plane's bilinear value at a pixel, as cv2.resize computes it (11-bit weights, the
     rounding of its vector code), so that the local colours are the OpenCV path's to the level."""
-    r0 = _i32(p00) * kx + _i32(p01) * (2048 - kx)
-    r1 = _i32(p10) * kx + _i32(p11) * (2048 - kx)
+    return _between_rows8(_i32(p00) * kx + _i32(p01) * (2048 - kx), _i32(p10) * kx + _i32(p11) * (2048 - kx), ky)
+
+
+def _between_rows8(r0, r1, ky):
+    """cv2.resize's vertical step for 8-bit planes: two rows already blended along x (values x 2048)
+    weighed by `ky` (11 bits) with the rounding of its vector code."""
     return ((((r0 >> 4) * ky) >> 16) + (((r1 >> 4) * (2048 - ky)) >> 16) + 2) >> 2
 
 
@@ -219,12 +223,13 @@ class CompiledKernels:
         return self.ready.is_set()
 
     def _compile(self) -> None:
-        global numba, _div255, _upsample8
+        global numba, _div255, _between_rows8, _upsample8
         t0 = time.perf_counter()
         try:
             import numba as module
             numba = module
             _div255 = numba.njit(cache=True, inline="always")(getattr(_div255, "py_func", _div255))
+            _between_rows8 = numba.njit(cache=True, inline="always")(getattr(_between_rows8, "py_func", _between_rows8))
             _upsample8 = numba.njit(cache=True, inline="always")(getattr(_upsample8, "py_func", _upsample8))
             function = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")(_edge_pass)
             _warm_up(function)
