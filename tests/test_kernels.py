@@ -18,6 +18,7 @@ from vbg.matting.chain import MatteChain
 from vbg.matting.composite import Compositor
 from vbg.matting.hold import EdgeHold
 from vbg.matting.kernels import KERNELS, CompiledKernels
+from vbg.matting.regions import EDGE
 from vbg.matting.refine import EdgeRefiner
 from vbg.settings import RefineSettings, Settings, apply_edge_preset
 
@@ -71,6 +72,34 @@ def test_the_compiled_pass_gives_the_opencv_paths_alpha_and_output(segmenter, pr
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("preset", ["standard", "fine"])
+def test_the_compiled_grid_solve_gives_the_opencv_solves_filter_and_plan(segmenter, preset):
+    """The guided filter solved on the grid (grey guide for the standard edge, colour for the fine one)
+    by the compiled kernels and by OpenCV, on the real model's masks: the alpha the coefficients give
+    over the grid's own colours differs by at most a tenth of a level, and the frame is cut into the
+    same regions. (Over a made-up guide far from the frame's colours the colour guide's coefficients
+    may differ more: the OpenCV path's float32 sums make its nearly singular 3x3 systems less exact.)"""
+    assert KERNELS.wait(300), KERNELS.error
+    matte, _, masks = _masks(segmenter, (1280, 720), preset, frames=6)
+    worst = 0.0
+    for image, small, mask in masks:
+        solved = []
+        for compiled in (None, KERNELS):
+            refiner = EdgeRefiner(matte)
+            regions = refiner.prepare(image, small, mask, None, compiled)
+            edge = next(r for r in regions if r.kind == EDGE)
+            terms = refiner.grid_terms(image, edge)
+            solved.append((terms.a.copy(), terms.b.copy(), regions))
+        (a_o, b_o, regions_o), (a_c, b_c, regions_c) = solved
+        assert a_o.shape == a_c.shape == mask.shape + ((3,) if preset == "fine" else (1,))
+        guide = (small if preset == "fine" else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)[:, :, None]).astype(np.float32)
+        worst = max(worst, float(np.abs((a_o * guide).sum(axis=2) + b_o - (a_c * guide).sum(axis=2) - b_c).max()))
+        assert regions_o == regions_c
+    print(f"{preset}: at most {worst:.4f} levels apart")
+    assert worst <= 0.1
+
+
+@pytest.mark.integration
 def test_frames_compose_with_opencv_while_the_pass_compiles_then_with_it(segmenter, monkeypatch):
     """Compiling takes seconds (the first run, without numba's cache): no frame waits for it."""
     matte, hold, masks = _masks(segmenter, (640, 480), "standard", frames=6)
@@ -93,7 +122,7 @@ def test_frames_compose_with_opencv_while_the_pass_compiles_then_with_it(segment
 def test_a_failed_compile_ends_the_wait_and_opencv_composes_every_frame(monkeypatch, caplog):
     """A render waits for the compiled pass (one path for the whole run): a compile that fails must end
     that wait, not hang the render."""
-    def broken(function):
+    def broken(*functions):
         raise RuntimeError("cannot cache function: no locator available")
     monkeypatch.setattr(kernels, "_warm_up", broken)
     failing = CompiledKernels()

@@ -136,7 +136,10 @@ class Compositor:
         if passthrough and not need_alpha:
             return self._passthrough(image)
         refiner = self.refiner
-        regions = refiner.prepare(image, small, mask, small_gray)
+        # the compiled kernels solve the grid too on the frames whose edge they do: one path a frame
+        wanted = refiner.settings
+        ready = not passthrough and not (need_alpha and wanted.decontaminate and wanted.enabled) and self._ready()
+        regions = refiner.prepare(image, small, mask, small_gray, self.kernels if ready else None)
         frame = refiner.frame_settings  # read once: `refiner.settings` may change meanwhile
         estimate = frame.decontaminate and frame.enabled
         colours = (refiner.local_colours.person8, refiner.local_colours.room8) if estimate else None
@@ -162,7 +165,7 @@ class Compositor:
                 y0, y1, x0, x1 = region.pixels
                 self._blend_region(image, bg, alpha[y0:y1, x0:x1], region, out, colours)
         else:
-            compiled = self._compiled(image, bg)
+            compiled = ready and self._takes(image, bg)
             self.frames_by_path["compiled" if compiled else "opencv"] += 1
             for region in regions:
                 if compiled and region.kind == EDGE:
@@ -176,21 +179,24 @@ class Compositor:
             return flipped
         return out
 
-    def _compiled(self, image: np.ndarray, bg: np.ndarray) -> bool:
-        """Whether the compiled pass does this frame's edge band: chosen, compiled, and able to do what
-        the settings ask (a refined edge; offline, the OpenCV path keeps the cut-out's colour)."""
+    def _ready(self) -> bool:
+        """Whether the compiled kernels are chosen and compiled for this frame (starting the compile
+        after the first frame)."""
         kernels = self.kernels
         if self.compositor == "opencv" or not kernels.available:
             return False
         if self.one_path:
             if self._one_path_compiled is None:  # decided at the first frame, kept for the run
                 self._one_path_compiled = kernels.wait(COMPILE_WAIT_S)
-            ready = self._one_path_compiled
-        else:
-            if self.frames_by_path["opencv"]:
-                kernels.start()  # after the first frame: importing numba and loading its cache hold the GIL
-            ready = kernels.ready.is_set()
-        return (ready and self.refiner.refines and self._colour is None
+            return self._one_path_compiled
+        if self.frames_by_path["opencv"]:
+            kernels.start()  # after the first frame: importing numba and loading its cache hold the GIL
+        return kernels.ready.is_set()
+
+    def _takes(self, image: np.ndarray, bg: np.ndarray) -> bool:
+        """Whether the compiled pass can do what this frame asks of the edge band: a refined edge (and,
+        offline, not the cut-out's colour, which the OpenCV path keeps)."""
+        return (self.refiner.refines and self._colour is None
                 and image.flags.c_contiguous and bg.flags.c_contiguous and bg.shape == image.shape)
 
     def _edge_compiled(self, image, bg, region: Region, out, colours) -> None:

@@ -11,6 +11,10 @@ per pixel row), which saves the three resize calls per rectangle and their frame
 room and person rectangles stay plain copies. Both paths give the same alpha and output within a
 level (tests/test_kernels.py).
 
+On the frames whose edge band it does, the compiled path also solves the guided filter on the grid
+(`_guided_solve`): one loop per plane where OpenCV makes some sixty Python calls on 256x144 planes for
+the colour guide, and the cells' room / person classification in the same pass.
+
 Compiling takes seconds, so it happens on a thread of its own (`CompiledKernels.start`) while the
 OpenCV path composes; `cache=True` keeps the machine code between runs. Without numba (no wheel for a
 new Python yet) the OpenCV path is all there is.
@@ -160,6 +164,133 @@ def _between_rows8(r0, r1, ky):
     return ((((r0 >> 4) * ky) >> 16) + (((r1 >> 4) * (2048 - ky)) >> 16) + 2) >> 2
 
 
+def _reflect(i, n):
+    """Index `i` of `n` with the border mirrored as cv2.boxFilter's default does (BORDER_REFLECT_101)."""
+    if i < 0:
+        return -i
+    if i >= n:
+        return 2 * n - 2 - i
+    return i
+
+
+def _box(u, v, product, dst, r, col, pad):
+    """dst = the mean of u (of u * v, with `product`) over (2r + 1)^2 cells, as cv2.boxFilter gives it:
+    running column sums in float64 (`col`), then shifted sums along each row (`pad`: the row mirrored
+    by r at both ends), which the compiler vectorises."""
+    h, w = u.shape
+    col[:] = 0.0
+    for dy in range(-r, r + 1):
+        k = _reflect(dy, h)
+        ur, vr = u[k], v[k]
+        if product:
+            for x in range(w):
+                col[x] += ur[x] * vr[x]
+        else:
+            for x in range(w):
+                col[x] += ur[x]
+    scale = _f32(1.0 / ((2 * r + 1) * (2 * r + 1)))
+    for y in range(h):
+        for x in range(w):
+            pad[r + x] = col[x]
+        for d in range(1, r + 1):
+            pad[r - d] = pad[r + d]
+            pad[r + w - 1 + d] = pad[r + w - 1 - d]
+        out = dst[y]
+        for x in range(w):
+            out[x] = pad[x]
+        for d in range(1, 2 * r + 1):
+            shifted = pad[d:d + w]
+            for x in range(w):
+                out[x] += shifted[x]
+        for x in range(w):
+            out[x] *= scale
+        ka, ks = _reflect(y + r + 1, h), _reflect(y - r, h)
+        ua, va, us, vs = u[ka], v[ka], u[ks], v[ks]
+        if product:
+            for x in range(w):
+                col[x] += np.float64(ua[x] * va[x]) - np.float64(us[x] * vs[x])
+        else:
+            for x in range(w):
+                col[x] += np.float64(ua[x]) - np.float64(us[x])
+
+
+def _guided_solve(guide, mask, cap, r, eps, snap, a_out, b_out, room, person, planes, col, pad):
+    """The guided filter's coefficients on the grid (He et al.; vbg/matting/refine.py's `_guided` for a
+    1-channel guide, `_guided_color` for 3), with the snap folded in: alpha*255 = a . guide + b, guide
+    in 8-bit levels. Also where the cell can only be room (0/1 in `room`: no guide value lifts it above
+    0, or `cap` holds it at 0) or only person (`person`), which `EdgeRefiner._classify` does with
+    OpenCV. `planes`: float32 scratch, `solve_planes(C)` of them."""
+    h, w, C = guide.shape
+    inv = _f32(1.0 / 255.0)
+    g = planes[:C]
+    for y in range(h):
+        gr = guide[y]
+        for c in range(C):
+            row = g[c, y]
+            for x in range(w):
+                row[x] = _f32(gr[x, c]) * inv
+    means = planes[C:]  # I_c, p, I_c p, I_i I_j (i <= j), each boxed
+    for c in range(C):
+        _box(g[c], g[c], False, means[c], r, col, pad)
+    _box(mask, mask, False, means[C], r, col, pad)
+    for c in range(C):
+        _box(g[c], mask, True, means[C + 1 + c], r, col, pad)
+    k = 2 * C + 1
+    for i in range(C):
+        for j in range(i, C):
+            _box(g[i], g[j], True, means[k], r, col, pad)
+            k += 1
+    coef = means[k:k + C + 1]  # a_c, then b, before their own box
+    for y in range(h):
+        mp = means[C, y]
+        if C == 1:
+            mi, mip, mii, qa, qb = means[0, y], means[2, y], means[3, y], coef[0, y], coef[1, y]
+            for x in range(w):
+                a = (mip[x] - mi[x] * mp[x]) / (mii[x] - mi[x] * mi[x] + eps)
+                qa[x] = a
+                qb[x] = mp[x] - a * mi[x]
+        else:
+            m0, m1, m2, p0, p1, p2 = means[0, y], means[1, y], means[2, y], means[4, y], means[5, y], means[6, y]
+            s00, s01, s02 = means[7, y], means[8, y], means[9, y]
+            s11, s12, s22 = means[10, y], means[11, y], means[12, y]
+            q0, q1, q2, q3 = coef[0, y], coef[1, y], coef[2, y], coef[3, y]
+            for x in range(w):
+                c0 = p0[x] - m0[x] * mp[x]  # cov(I, p)
+                c1 = p1[x] - m1[x] * mp[x]
+                c2 = p2[x] - m2[x] * mp[x]
+                v00 = s00[x] - m0[x] * m0[x] + eps  # var(I) + eps U
+                v01 = s01[x] - m0[x] * m1[x]
+                v02 = s02[x] - m0[x] * m2[x]
+                v11 = s11[x] - m1[x] * m1[x] + eps
+                v12 = s12[x] - m1[x] * m2[x]
+                v22 = s22[x] - m2[x] * m2[x] + eps
+                i00, i01, i02 = v11 * v22 - v12 * v12, v02 * v12 - v01 * v22, v01 * v12 - v02 * v11
+                i11, i12, i22 = v00 * v22 - v02 * v02, v01 * v02 - v00 * v12, v00 * v11 - v01 * v01
+                det = v00 * i00 + v01 * i01 + v02 * i02
+                a0 = (i00 * c0 + i01 * c1 + i02 * c2) / det
+                a1 = (i01 * c0 + i11 * c1 + i12 * c2) / det
+                a2 = (i02 * c0 + i12 * c1 + i22 * c2) / det
+                q0[x], q1[x], q2[x] = a0, a1, a2
+                q3[x] = mp[x] - a0 * m0[x] - a1 * m1[x] - a2 * m2[x]
+    boxed = means[:C + 1]
+    for c in range(C + 1):
+        _box(coef[c], coef[c], False, boxed[c], r, col, pad)
+    gain = _f32(1.0 / (1.0 - 2.0 * snap))
+    for y in range(h):
+        ar, br, bb, capr, roomr, personr = a_out[y], b_out[y], boxed[C, y], cap[y], room[y], person[y]
+        for x in range(w):
+            br[x] = (bb[x] - _f32(snap)) * _f32(255.0) * gain
+        for x in range(w):  # the least and the most alpha any guide gives: from the a's signs
+            lo, hi = _f32(0.0), _f32(0.0)
+            for c in range(C):
+                a = boxed[c, y, x] * gain
+                ar[x, c] = a
+                lo += min(a, _f32(0.0))
+                hi += max(a, _f32(0.0))
+            roomr[x] = 1 if hi * _f32(255.0) + br[x] <= _f32(0.5) or capr[x] == 0 else 0
+            personr[x] = 1 if lo * _f32(255.0) + br[x] >= _f32(254.5) and capr[x] == 255 else 0
+
+
 class GridTaps(NamedTuple):
     """Where each pixel row (or column) of the frame takes its value from when cv2.resize's INTER_LINEAR
     upsamples a grid plane, and which pixels each grid row (column) covers."""
@@ -200,7 +331,7 @@ class CompiledKernels:
         self.compile_s: float | None = None
         self._started = False
         self._lock = threading.Lock()
-        self._function = None
+        self._function = self._solve = None
 
     def start(self) -> None:
         """Compiles in the background (once per process; later calls return at once)."""
@@ -223,7 +354,7 @@ class CompiledKernels:
         return self.ready.is_set()
 
     def _compile(self) -> None:
-        global numba, _div255, _between_rows8, _upsample8
+        global numba, _div255, _between_rows8, _upsample8, _reflect, _box
         t0 = time.perf_counter()
         try:
             import numba as module
@@ -231,15 +362,19 @@ class CompiledKernels:
             _div255 = numba.njit(cache=True, inline="always")(getattr(_div255, "py_func", _div255))
             _between_rows8 = numba.njit(cache=True, inline="always")(getattr(_between_rows8, "py_func", _between_rows8))
             _upsample8 = numba.njit(cache=True, inline="always")(getattr(_upsample8, "py_func", _upsample8))
-            function = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")(_edge_pass)
-            _warm_up(function)
-            function.disable_compile()  # a new argument type raises TypeError, never stalls a frame compiling
+            _reflect = numba.njit(cache=True, inline="always")(getattr(_reflect, "py_func", _reflect))
+            _box = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")(getattr(_box, "py_func", _box))
+            options = dict(cache=True, nogil=True, fastmath=True, error_model="numpy")
+            function, solve = numba.njit(**options)(_edge_pass), numba.njit(**options)(_guided_solve)
+            _warm_up(function, solve)
+            for compiled in (function, solve):
+                compiled.disable_compile()  # a new argument type raises TypeError, never stalls a frame compiling
         except Exception as e:  # numba raises many kinds; any of them means: stay on OpenCV
             self.error = f"the compiled compositor failed to build ({type(e).__name__}: {str(e).splitlines()[0]})"
             log.warning("%s; compositing with OpenCV", self.error)
             self._done.set()
             return
-        self._function = function
+        self._function, self._solve = function, solve
         self.compile_s = time.perf_counter() - t0
         log.debug("compiled compositor ready in %.1f s", self.compile_s)
         self.ready.set()
@@ -248,8 +383,16 @@ class CompiledKernels:
     def edge_pass(self, *args) -> None:
         self._function(*args)
 
+    def guided_solve(self, *args) -> None:
+        self._solve(*args)
 
-def _warm_up(function) -> None:
+
+def solve_planes(channels: int) -> int:
+    """How many float32 grid planes `_guided_solve` needs as scratch for a guide of `channels`."""
+    return channels + (2 * channels + 1 + channels * (channels + 1) // 2) + (channels + 1)  # guide, means, coefficients
+
+
+def _warm_up(function, solve) -> None:
     """One call with each argument type the compositor passes (grey and colour guides, with and
     without the person's own colour), so that the machine code exists before the first real frame."""
     h, w, gh, gw = 4, 6, 2, 3
@@ -266,6 +409,11 @@ def _warm_up(function) -> None:
                      frame, frame, frame.copy(), ha, hb, hc, trow, row3, np.float32(0.5), np.int32(8),
                      np.int32(40), decontaminate, grid, grid, decontaminate, np.zeros((gh, gw), np.uint8),
                      (0, gh, 0, gw), *taps)
+        sh, sw, r = 5, 6, 1  # the solve's grid: at least 2r + 2 cells each way
+        cells, plane32 = np.zeros((sh, sw), np.uint8), np.zeros((sh, sw), np.float32)
+        solve(np.zeros((sh, sw, channels), np.uint8), plane32, cells, r, np.float32(1e-3), np.float32(0.1),
+              np.zeros((sh, sw, channels), np.float32), plane32.copy(), cells.copy(), cells.copy(),
+              np.zeros((solve_planes(channels), sh, sw), np.float32), np.zeros(sw), np.zeros(sw + 2 * r, np.float32))
 
 
 KERNELS = CompiledKernels()

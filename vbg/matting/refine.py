@@ -18,6 +18,7 @@ import numpy as np
 
 from vbg.matting.gate import changed_cells, grid_gray
 from vbg.matting.hold import EdgeHold
+from vbg.matting.kernels import solve_planes
 from vbg.matting.regions import EDGE, PERSON, ROOM, SOFT_LEVELS, GridToFrame, Region, cell_kinds, plan
 from vbg.settings import RefineSettings
 
@@ -175,6 +176,7 @@ class EdgeRefiner:
         self._lifted: np.ndarray | None = None
         self._firm: np.ndarray | None = None
         self._solid: np.ndarray | None = None
+        self._solve_key = None  # the compiled solve's scratch is for this grid, guide and radius
         self._a: np.ndarray | None = None  # alpha*255 = a . guide + b, guide in 8-bit levels (None: a = 0)
         self._track = False
         self.alpha = np.empty((0, 0), np.uint8)
@@ -194,6 +196,7 @@ class EdgeRefiner:
             self._gi = np.empty(shape, np.float32)
             self._mi, self._mp, self._mip, self._mii = (np.empty(shape, np.float32) for _ in range(4))
             self._ga, self._b, self._t = (np.empty(shape, np.float32) for _ in range(3))
+            self._ac = np.empty(shape + (3,), np.float32)  # the colour guide's coefficients
             self._ggray = np.empty(shape, np.uint8)
             self._cap, self._capped = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
             self._room, self._person = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
@@ -241,9 +244,10 @@ class EdgeRefiner:
         return self.finish()
 
     def prepare(self, image: np.ndarray, small: np.ndarray, mask: np.ndarray,
-                small_gray: np.ndarray | None) -> list[Region]:
+                small_gray: np.ndarray | None, kernels=None) -> list[Region]:
         """Solves the edge filter on the grid for this frame; returns the regions to `refine`.
-        `small_gray`: the chain's grey of `small` (vbg/matting/gate.py: grid_gray), or None to make it."""
+        `small_gray`: the chain's grey of `small` (vbg/matting/gate.py: grid_gray), or None to make it.
+        `kernels`: the compiled kernels (vbg/matting/kernels.py), ready, to solve the filter with."""
         h, w = image.shape[:2]
         self._grid_buffers(mask.shape)
         self._full_buffers((h, w))
@@ -254,10 +258,10 @@ class EdgeRefiner:
         self.frame_settings = s = self.settings
         self.steady = self._steady.holds(small_gray, mask, s)
         if not self.steady:
-            self._solve(small, mask)
+            self._solve(small, mask, kernels)
         return self._plan(image)
 
-    def _solve(self, small: np.ndarray, mask: np.ndarray) -> None:
+    def _solve(self, small: np.ndarray, mask: np.ndarray, kernels=None) -> None:
         """The edge filter's coefficients on the grid (and the local colours), for `small` and `mask`."""
         s = self.frame_settings
         if s.enabled:
@@ -278,6 +282,8 @@ class EdgeRefiner:
             # the ear the model gives 0.8-0.9 is all person: a firmer mask lets the filter fit the colours
             # to a clear verdict instead of averaging the doubt into the alpha (docs/quality.md)
             mask = self._firmed(mask, s.mask_contrast)
+        if s.enabled and kernels is not None and self._solved_compiled(kernels, small, mask):
+            return
         if s.enabled and s.color_guide:
             self._guided_color(small, mask)
         elif s.enabled:
@@ -286,6 +292,30 @@ class EdgeRefiner:
             self._a = None
             np.multiply(mask, 255.0, out=self._b)
         self._classify()
+
+    def _solved_compiled(self, kernels, small: np.ndarray, mask: np.ndarray) -> bool:
+        """The filter solved, and the cells classified, by the compiled solve (one pass per plane where
+        OpenCV makes a Python call per step): False when it cannot take this frame."""
+        s = self.frame_settings
+        guide = small if s.color_guide else self._small_gray[:, :, None]
+        channels = guide.shape[2]
+        if min(mask.shape) < 2 * s.radius + 2:
+            return False
+        key = (mask.shape, channels, s.radius)
+        if self._solve_key != key:  # float32 planes, a float64 and a float32 row
+            w = mask.shape[1]
+            self._solve_scratch = (np.empty((solve_planes(channels),) + mask.shape, np.float32), np.empty(w),
+                                   np.empty(w + 2 * s.radius, np.float32))
+            self._solve_key = key
+        a = self._ac if channels == 3 else self._ga[:, :, None]
+        try:
+            kernels.guided_solve(np.ascontiguousarray(guide), mask, self._cap, int(s.radius), np.float32(s.eps),
+                                 np.float32(s.snap), a, self._b, self._room, self._person, *self._solve_scratch)
+        except TypeError:  # refused before it wrote anything: a type it was not compiled for
+            return False
+        self._a = self._ac if channels == 3 else self._ga
+        cell_kinds(self._room, self._person, self._base_kinds)
+        return True
 
     def _bound(self, mask: np.ndarray) -> None:
         """The most alpha the refined edge may have, per cell: any within BOUND_CELLS of where the model
@@ -521,7 +551,6 @@ class EdgeRefiner:
         channels, and a fresh array per step costs more than the step."""
         r = (2 * self.frame_settings.radius + 1,) * 2
         if self._cshape != mask.shape:
-            self._ac = np.empty(mask.shape + (3,), np.float32)
             self._cplanes = [np.empty(mask.shape, np.float32) for _ in range(30)]
             self._cshape = mask.shape
         P = iter(self._cplanes)
