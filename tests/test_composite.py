@@ -75,6 +75,77 @@ def test_compositor_reuses_its_buffers():
     assert outs[0] is outs[2] and outs[1] is outs[3] and outs[0] is not outs[1]
 
 
+class _Redrawn:
+    """A background that says nothing of its pixels (generation None): the compositor copies the room
+    every frame, as the reference."""
+    generation = None
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def render(self, *args, **kwargs):
+        return self.inner.render(*args, **kwargs)
+
+    def close(self):
+        pass
+
+
+def _moving_scenes(h=288, w=512, frames=14):
+    """Camera frames of fresh noise with a disc of person that moves, stops, and moves back over cells
+    it left; where it stops, the very same frame again, so that a blur is reused while the grid holds
+    still."""
+    rng = np.random.default_rng(4)
+    gh, gw = 144, 256
+    yy, xx = np.mgrid[:gh, :gw]
+    centres = [60, 80, 100, 100, 100, 100, 120, 140, 120, 100, 80, 60, 60, 60][:frames]
+    out, last = [], None
+    for i, cx in enumerate(centres):
+        if last is not None and cx == centres[i - 1]:
+            out.append(last)  # the very same frame again
+            continue
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        small = cv2.resize(image, (gw, gh), interpolation=cv2.INTER_AREA)
+        mask = np.clip(30.0 - np.hypot(yy - 90, xx - cx), 0.0, 1.0).astype(np.float32)
+        last = (image, small, mask)
+        out.append(last)
+    return out
+
+
+@pytest.mark.parametrize("background", ["photo", "colour", "blur"])
+@pytest.mark.parametrize("mirror", [False, True])
+def test_room_already_in_an_output_buffer_is_not_copied_again_and_the_output_is_the_same(background, mirror, monkeypatch):
+    """Over a still picture (or a blur reused while the grid holds still) the room a buffer already
+    holds from the same background pixels is not copied again. The output must be exactly what copying
+    every frame gives, also where the person left a cell, and after the camera itself (no background)
+    filled the buffers: no camera pixel may stay behind."""
+    def make():
+        return {"photo": lambda: StillImage(BACKGROUND), "colour": lambda: SolidColor((0, 200, 0)),
+                "blur": lambda: BlurredRoom()}[background]()
+    scenes = _moving_scenes()
+    copies = {"n": 0}
+    real_copyto = np.copyto
+
+    def counting(dst, src, *args, **kwargs):
+        copies["n"] += 1
+        return real_copyto(dst, src, *args, **kwargs)
+    monkeypatch.setattr(np, "copyto", counting)
+    runs = {}
+    for name in ("reference", "kept"):
+        bg = make()
+        comp = Compositor(EdgeRefiner(RefineSettings()), _Redrawn(bg) if name == "reference" else bg, mirror=mirror)
+        copies["n"], outs = 0, []
+        for i, scene in enumerate(scenes):
+            if i == 8:
+                comp.set_background(Passthrough())  # the camera itself fills a buffer, then the same room again
+            if i == 10:
+                comp.set_background(_Redrawn(bg) if name == "reference" else bg)
+            outs.append(comp.compose(*scene).copy())
+        runs[name] = outs, copies["n"]
+    for i, (ref, got) in enumerate(zip(runs["reference"][0], runs["kept"][0])):
+        assert np.array_equal(ref, got), f"frame {i} differs"
+    assert runs["kept"][1] < runs["reference"][1]  # and some room was not copied again
+
+
 @pytest.mark.parametrize("spec, message", [
     ("blur:0", "out of range"), ("blur:abc", "not a number"), ("color:#12345", "color:#RRGGBB"),
     ("/no/such/file.png", "neither"),

@@ -33,6 +33,10 @@ class Background:
 
     name = "background"
     passthrough = False
+    # counts the times the array `render` returns was drawn anew: the same array and the same count
+    # mean the same pixels (the compositor then need not copy them again where its output holds
+    # them). None: not known, never the same.
+    generation: int | None = None
 
     def render(self, shape: tuple[int, int, int], frame_small: np.ndarray, mask: np.ndarray,
                steady: bool = False) -> np.ndarray:
@@ -55,11 +59,13 @@ class SolidColor(Background):
         self.bgr = bgr
         self.name = "color:#%02x%02x%02x" % bgr[::-1]
         self._image = np.empty((0, 0, 3), np.uint8)
+        self.generation = 0
 
     def render(self, shape, frame_small, mask, steady=False):
         if self._image.shape != shape:
             self._image = np.empty(shape, np.uint8)
             self._image[:] = self.bgr
+            self.generation += 1
         return self._image
 
 
@@ -115,10 +121,12 @@ class StillImage(Background):
             raise VbgError(f"{e}, or use --background blur") from None
         self._source = image
         self._image = np.empty((0, 0, 3), np.uint8)
+        self.generation = 0
 
     def render(self, shape, frame_small, mask, steady=False):
         if self._image.shape != shape:
             self._image = cover(self._source, shape[1], shape[0])
+            self.generation += 1
         return self._image
 
 
@@ -140,6 +148,7 @@ class BlurredRoom(Background):
         self._small_shape = None
         self._half_shape = None
         self._image = np.empty((0, 0, 3), np.uint8)
+        self.generation = 0
 
     def _buffers(self, small_shape):
         if self._small_shape != small_shape:
@@ -155,6 +164,7 @@ class BlurredRoom(Background):
             return self._image
         if self._image.shape != shape:
             self._image = np.empty(shape, np.uint8)
+        self.generation += 1
         # sigma in full-frame pixels grows with strength and frame height; expressed on the grid
         sigma = self.strength * shape[0] / 1500.0 * frame_small.shape[0] / shape[0]
         sigma = max(sigma, 0.5)

@@ -56,6 +56,11 @@ class Compositor:
             self._estimate_buffers = None  # the colour estimate's, made on its first use
             # two outputs, so the previous one stays valid while the next is composed (preview, vcam)
             self._outputs = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
+            # per buffer (the two outputs, then the mirror's `_blend`): the grid cells whose pixels in it
+            # are the background's, and which background pixels (its array and generation)
+            self._room_kept: list[tuple[np.ndarray, tuple] | None] = [None, None, None]
+            self._held: np.ndarray | None = None  # this frame's: the room cells its buffer holds already
+            self._spare_cells: np.ndarray | None = None
             # the compiled pass's rows: the filter's value, and the alpha per channel
             self._trow, self._row3 = np.empty(shape[1], np.float32), np.empty(3 * shape[1], np.uint8)
             self._rows_shape = None
@@ -157,6 +162,8 @@ class Compositor:
             return self._passthrough(image)
         bg = background.render(image.shape, small, mask, steady=refiner.steady)
         out = self._blend if self.mirror else self._next_output()
+        slot = 2 if self.mirror else self._turn
+        self._held = self._room_held(slot, bg, background.generation)
         if refiner.post_processed:  # the alpha is complete only after every region is refined
             for region in regions:
                 refiner.refine(image, region)
@@ -173,11 +180,41 @@ class Compositor:
                 else:
                     self._blend_region(image, bg, refiner.refine(image, region), region, out, colours)
             refiner.finish()
+        self._keep_room_cells(slot, bg, background.generation, regions)
         if self.mirror:
             flipped = self._next_output()
             cv2.flip(out, 1, dst=flipped)
+            self._room_kept[self._turn] = None
             return flipped
         return out
+
+    def _room_held(self, slot: int, bg: np.ndarray, generation: int | None) -> np.ndarray | None:
+        """The grid cells whose pixels output buffer `slot` holds from this very background (the same
+        array, not drawn anew since), which a room region need not copy again; None if none. The
+        buffer's note is dropped until the frame is composed (`_keep_room_cells`): a frame that fails
+        halfway leaves no note about pixels it may have overwritten."""
+        kept, self._room_kept[slot] = self._room_kept[slot], None
+        if kept is None:
+            return None
+        cells, (array, drawn) = kept
+        self._spare_cells = cells
+        return cells if generation is not None and array is bg and drawn == generation else None
+
+    def _keep_room_cells(self, slot: int, bg: np.ndarray, generation: int | None, regions: list[Region]) -> None:
+        """Notes which cells of buffer `slot` now hold the background's pixels: this frame's room."""
+        self._held = None
+        if generation is None:
+            return
+        cells, grid = self._spare_cells, self.refiner.mapping.grid
+        if cells is None or cells.shape != grid:
+            cells = np.empty(grid, np.uint8)
+        self._spare_cells = None
+        cells.fill(0)
+        for region in regions:
+            if region.kind == ROOM:
+                cy0, cy1, cx0, cx1 = region.cells
+                cells[cy0:cy1, cx0:cx1] = 1
+        self._room_kept[slot] = (cells, (bg, generation))
 
     def _ready(self) -> bool:
         """Whether the compiled kernels are chosen and compiled for this frame (starting the compile
@@ -235,6 +272,7 @@ class Compositor:
 
     def _passthrough(self, image: np.ndarray) -> np.ndarray:
         out = self._next_output()
+        self._room_kept[self._turn] = None
         if self.mirror:
             cv2.flip(image, 1, dst=out)
         else:
@@ -245,7 +283,10 @@ class Compositor:
         y0, y1, x0, x1 = region.pixels
         target = out[y0:y1, x0:x1]
         if region.kind == ROOM:
-            np.copyto(target, bg[y0:y1, x0:x1])
+            held = self._held
+            cy0, cy1, cx0, cx1 = region.cells
+            if held is None or not held[cy0:cy1, cx0:cx1].all():
+                np.copyto(target, bg[y0:y1, x0:x1])
         elif region.kind == PERSON:
             np.copyto(target, image[y0:y1, x0:x1])
         else:
