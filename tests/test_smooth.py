@@ -172,3 +172,22 @@ def test_the_edge_hold_holds_nothing_where_the_new_alpha_fell_to_zero():
             np.copyto(previous, new)
     assert np.all(previous[:, :8] == 0)                   # fell to 0: nothing held
     assert np.all(previous[:, 8:] == 60)                  # fell to 30: held, at most twice the new alpha
+
+
+@pytest.mark.parametrize("step, expected", [(3, 120), (6, 120), (7, 121), (12, 122), (-6, 120), (-12, 118)])
+def test_the_edge_hold_keeps_a_still_alpha_through_shimmer_and_follows_a_real_change(step, expected):
+    """At a still pixel a new alpha within SHIMMER_LEVELS of the held one is noise or the model's small
+    doubt: the held alpha stays. A larger change is followed at the hold's own pace."""
+    hold = EdgeHold(strength=0.85, motion_levels=8)
+    assert hold.SHIMMER_LEVELS == 6
+    shape = (4, 4)
+    previous = np.zeros(shape, np.uint8)
+    for level in (120, 120 + step):
+        gray = hold.frame_gray(shape)
+        gray.fill(90)                                     # no grey change: still
+        new = np.full(shape, level, np.uint8)
+        if hold.active:
+            hold(new, previous, (0, 4, 0, 4))
+        else:
+            np.copyto(previous, new)
+    assert np.all(previous == expected)                   # 120 + 0.15 x step beyond the shimmer

@@ -241,16 +241,16 @@ class Compositor:
         terms = refiner.grid_terms(image, region)
         hold = refiner.hold
         if hold.active:
-            gray, prev_gray, keep, motion, trail = hold.pass_params()
+            gray, prev_gray, keep, motion, trail, shimmer = hold.pass_params()
         else:
             gray = prev_gray = refiner.alpha  # not read: nothing is kept
-            keep, motion, trail = 0.0, 0, 0
+            keep, motion, trail, shimmer = 0.0, 0, 0, 0
         person, room = colours if colours is not None else (_NO_COLOURS, _NO_COLOURS)
         try:
             self.kernels.edge_pass(*region.pixels, terms.a, terms.b, terms.cap, terms.guide, gray, prev_gray,
                                    refiner.alpha, image, bg, out, *self._grid_rows(terms.b.shape), self._trow,
                                    self._row3, np.float32(keep), np.int32(motion), np.int32(trail),
-                                   colours is not None, person, room, refiner.tracking, refiner.shown,
+                                   np.int32(shimmer), colours is not None, person, room, refiner.tracking, refiner.shown,
                                    region.cells, *refiner.mapping.taps)
         except TypeError as e:  # refused before it touched a pixel: never compiled on a frame's time
             log.warning("the compiled compositor does not take this frame (%s); compositing with OpenCV", e)

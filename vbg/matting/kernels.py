@@ -48,17 +48,17 @@ def _div255(p):
 
 
 def _edge_pass(y0, y1, x0, x1, ga, gb, gcap, guide, gray, prev_gray, alpha, image, bg, out, ha, hb, hc, trow, row3,
-               keep, motion, trail, decontaminate, person, room, track, shown, cells, rows, cols):
+               keep, motion, trail, shimmer, decontaminate, person, room, track, shown, cells, rows, cols):
     """Fills alpha and out over rows y0:y1, columns x0:x1 (frame-sized arrays, C-contiguous).
 
     alpha*255 = a . guide + b, at most `cap`, with a (1 or 3 channels), b and cap the grid planes `ga`,
     `gb` and `gcap` upsampled here as cv2.resize upsamples a whole plane (`rows` and `cols`: each one's
     `GridTaps`): first along the rows of the grid the rectangle needs (into `ha`, `hb`, `hc`), then
     between two of those rows for each pixel row, both steps over contiguous rows. Held: a pixel whose
-    grey changed by less than `motion` keeps `keep` of last frame's alpha (in `alpha`), no further than
-    `trail` from the new value; blended over `bg`; where `decontaminate` and the alpha is soft, the
-    camera's colour is replaced by F = F^ + a (I - a F^ - (1 - a) B^), F^ and B^ the grid's `person` and
-    `room` colours. With `track`, notes in `shown` which of the rectangle's grid cells came out all room
+    grey changed by less than `motion` keeps last frame's alpha (in `alpha`) where the new one is within
+    `shimmer` of it, else `keep` of it, no further than `trail` from the new value; blended over `bg`;
+    where `decontaminate` and the alpha is soft, the camera's colour is replaced by
+    F = F^ + a (I - a F^ - (1 - a) B^), F^ and B^ the grid's `person` and `room` colours. With `track`, notes in `shown` which of the rectangle's grid cells came out all room
     or all person (what `EdgeRefiner._track_shown` does on the OpenCV path)."""
     channels = ga.shape[2]
     take = _f32(1.0) - keep
@@ -100,7 +100,8 @@ def _edge_pass(y0, y1, x0, x1, ga, gb, gcap, guide, gray, prev_gray, alpha, imag
             cap = _between_rows8(c0[x], c1[x], ky)
             new = min(_i32(t), cap)
             slack = trail if abs(_i32(now[x]) - _i32(before[x])) < motion else _i32(0)
-            kept = _i32(_f32(held[x]) * keep + _f32(new) * take + _f32(0.5))
+            last = _i32(held[x])
+            kept = last if abs(last - new) <= shimmer else _i32(_f32(last) * keep + _f32(new) * take + _f32(0.5))
             v = min(max(kept, max(new - slack, _i32(0))), min(new + min(new, slack), _i32(255)))
             held[x] = v
             row3[3 * x] = v
@@ -407,7 +408,7 @@ def _warm_up(function, solve) -> None:
         for decontaminate in (False, True):
             function(0, h, 0, w, ga, gplane, grid[:, :, 0].copy(), guide, plane, plane, plane.copy(),
                      frame, frame, frame.copy(), ha, hb, hc, trow, row3, np.float32(0.5), np.int32(8),
-                     np.int32(40), decontaminate, grid, grid, decontaminate, np.zeros((gh, gw), np.uint8),
+                     np.int32(40), np.int32(6), decontaminate, grid, grid, decontaminate, np.zeros((gh, gw), np.uint8),
                      (0, gh, 0, gw), *taps)
         sh, sw, r = 5, 6, 1  # the solve's grid: at least 2r + 2 cells each way
         cells, plane32 = np.zeros((sh, sw), np.uint8), np.zeros((sh, sw), np.float32)
