@@ -113,7 +113,7 @@ def _moving_scenes(h=288, w=512, frames=14):
 
 @pytest.mark.parametrize("background", ["photo", "colour", "blur"])
 @pytest.mark.parametrize("mirror", [False, True])
-def test_room_already_in_an_output_buffer_is_not_copied_again_and_the_output_is_the_same(background, mirror, monkeypatch):
+def test_room_an_output_buffer_holds_is_not_copied_again_and_the_output_is_the_same(background, mirror, monkeypatch):
     """Over a still picture (or a blur reused while the grid holds still) the room a buffer already
     holds from the same background pixels is not copied again. The output must be exactly what copying
     every frame gives, also where the person left a cell, and after the camera itself (no background)

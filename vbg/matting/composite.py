@@ -250,8 +250,8 @@ class Compositor:
             self.kernels.edge_pass(*region.pixels, terms.a, terms.b, terms.cap, terms.guide, gray, prev_gray,
                                    refiner.alpha, image, bg, out, *self._grid_rows(terms.b.shape), self._trow,
                                    self._row3, np.float32(keep), np.int32(motion), np.int32(trail),
-                                   np.int32(shimmer), colours is not None, person, room, refiner.tracking, refiner.shown,
-                                   region.cells, *refiner.mapping.taps)
+                                   np.int32(shimmer), colours is not None, person, room, refiner.tracking,
+                                   refiner.shown, region.cells, *refiner.mapping.taps)
         except TypeError as e:  # refused before it touched a pixel: never compiled on a frame's time
             log.warning("the compiled compositor does not take this frame (%s); compositing with OpenCV", e)
             self.compositor = "opencv"

@@ -58,8 +58,9 @@ def _edge_pass(y0, y1, x0, x1, ga, gb, gcap, guide, gray, prev_gray, alpha, imag
     grey changed by less than `motion` keeps last frame's alpha (in `alpha`) where the new one is within
     `shimmer` of it, else `keep` of it, no further than `trail` from the new value; blended over `bg`;
     where `decontaminate` and the alpha is soft, the camera's colour is replaced by
-    F = F^ + a (I - a F^ - (1 - a) B^), F^ and B^ the grid's `person` and `room` colours. With `track`, notes in `shown` which of the rectangle's grid cells came out all room
-    or all person (what `EdgeRefiner._track_shown` does on the OpenCV path)."""
+    F = F^ + a (I - a F^ - (1 - a) B^), F^ and B^ the grid's `person` and `room` colours. With `track`,
+    notes in `shown` which of the rectangle's grid cells came out all room or all person (what
+    `EdgeRefiner._track_shown` does on the OpenCV path)."""
     channels = ga.shape[2]
     take = _f32(1.0) - keep
     n = x1 - x0
@@ -364,8 +365,8 @@ class CompiledKernels:
             _between_rows8 = numba.njit(cache=True, inline="always")(getattr(_between_rows8, "py_func", _between_rows8))
             _upsample8 = numba.njit(cache=True, inline="always")(getattr(_upsample8, "py_func", _upsample8))
             _reflect = numba.njit(cache=True, inline="always")(getattr(_reflect, "py_func", _reflect))
-            _box = numba.njit(cache=True, nogil=True, fastmath=True, error_model="numpy")(getattr(_box, "py_func", _box))
             options = dict(cache=True, nogil=True, fastmath=True, error_model="numpy")
+            _box = numba.njit(**options)(getattr(_box, "py_func", _box))
             function, solve = numba.njit(**options)(_edge_pass), numba.njit(**options)(_guided_solve)
             _warm_up(function, solve)
             for compiled in (function, solve):
