@@ -15,8 +15,9 @@ On the frames whose edge band it does, the compiled path also solves the guided 
 (`_guided_solve`): one loop per plane where OpenCV makes some sixty Python calls on 256x144 planes for
 the colour guide, and the cells' room / person classification in the same pass.
 
-Compiling takes seconds, so it happens on a thread of its own (`CompiledKernels.start`) while the
-OpenCV path composes; `cache=True` keeps the machine code between runs. Without numba (no wheel for a
+Compiling takes seconds, so it happens in a child process that fills numba's cache
+(`CompiledKernels.start`), loaded here once it is done, while the OpenCV path composes; `cache=True`
+keeps the machine code between runs. Without numba (no wheel for a
 new Python yet) the OpenCV path is all there is.
 """
 
@@ -24,8 +25,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -38,6 +43,7 @@ numba = None  # imported on the compiling thread (it takes a quarter of a second
 
 _f32, _i32, _u16 = np.float32, np.int32, np.uint16
 COMPILE_WAIT_S = 120.0  # the longest wait for the compiled pass (the first compile, on a slow machine)
+_COMPILE_HERE = "from vbg.matting.kernels import KERNELS; KERNELS._compile()"  # a child process's whole job
 SOFT = (12, 243)  # alpha levels between which the person's own colour replaces the camera's; nearer 0 or 1 it hardly shows
 
 
@@ -322,8 +328,9 @@ def bilinear_taps(src: int, dst: int, rows: bool) -> GridTaps:
 
 
 class CompiledKernels:
-    """The compiled edge pass, compiled on a thread of its own. `edge_pass` is usable once `ready` is
-    set; `error` says why it never will be (no numba, a failed compile)."""
+    """The compiled edge pass and grid solve, compiled in a child process and loaded on a thread of
+    its own. `edge_pass` and `guided_solve` are usable once `ready` is set; `error` says why they
+    never will be (no numba, a failed compile)."""
 
     def __init__(self):
         self.ready = threading.Event()
@@ -341,11 +348,43 @@ class CompiledKernels:
             if self._started or not self.available:
                 return
             self._started = True
-        # not a daemon: Python then waits for it before tearing down. LLVM runs outside the GIL, and a
-        # process that exits while it compiles aborts in LLVM's own teardown (an assertion, seen on a
-        # fresh install that quit within seconds of its first frame). The wait is once: later runs load
-        # the compiled code from numba's cache in a fraction of a second.
-        threading.Thread(target=self._compile, name="vbg-compile", daemon=False).start()
+        child = self._compile_elsewhere()  # started here, so that a process quitting at once still has it
+        threading.Thread(target=self._build, args=(child,), name="vbg-compile", daemon=True).start()
+
+    def _build(self, child: subprocess.Popen | None = None) -> None:
+        """Compiles in a child process into numba's cache, then loads that here. The first compile takes
+        seconds, most of them in numba's own Python code: in this process it would hold the GIL the
+        frames need (a fresh install showed 5-8 fps while it compiled). The child's work is lost to
+        nothing if this process quits meanwhile (it finishes, and the next start finds the cache); if it
+        fails, or the cache cannot be written, the load below compiles here instead."""
+        if child is not None:
+            try:
+                child.wait(COMPILE_WAIT_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        try:
+            # not a daemon: Python waits for it before tearing down. LLVM runs outside the GIL, and a
+            # process that exits while LLVM works here aborts in LLVM's own teardown (an assertion,
+            # seen on a fresh install that quit within seconds of its first frame, when the whole
+            # compile ran here)
+            threading.Thread(target=self._compile, name="vbg-compile-load", daemon=False).start()
+        except RuntimeError:  # the interpreter is shutting down: nothing is waiting for the pass
+            pass
+
+    @staticmethod
+    def _compile_elsewhere() -> subprocess.Popen | None:
+        """The child process that compiles into numba's cache, or None where it cannot start (a frozen
+        app's executable is the app itself, not a Python that takes -c)."""
+        if getattr(sys, "frozen", False):
+            return None
+        package_root = str(Path(__file__).resolve().parents[2])  # the same kernels.py, so the same cache
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        try:
+            return subprocess.Popen([sys.executable, "-c", _COMPILE_HERE], env=dict(os.environ, PYTHONPATH=path),
+                                    stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Starts compiling if needed and waits for it; True when the compiled path is ready."""
