@@ -328,6 +328,29 @@ def test_the_refined_edge_never_reaches_where_the_model_saw_nothing():
         assert alpha[210:288, 340:400].max() <= 0.3 * 255 + 1, preset   # no more than the model saw
 
 
+def test_the_refined_edge_reaches_a_cell_further_above_the_head_than_beside_it():
+    """Hair the model half-saw (P 0.4) two cells above where it is sure of the person is filled; the same
+    colour two cells beside the person stays at what the model saw, and a seam of it going up that the
+    model barely saw (P 0.05) stays faint (`EdgeRefiner.BOUND_UP_CELLS`, `BOUND_UP_GAIN`)."""
+    h, w, gh, gw = 288, 512, 72, 128                            # 4 px a grid cell
+    image = np.full((h, w, 3), 220, np.uint8)
+    image[96:, 128:320] = (40, 45, 55)                          # the person, hair-dark
+    image[84:96, 128:240] = (40, 45, 55)                        # hair, 3 cells above
+    image[60:96, 280:284] = (40, 45, 55)                        # a seam of the same colour going up
+    image[96:, 320:332] = (40, 45, 55)                          # the same colour, 3 cells beside
+    small = cv2.resize(image, (gw, gh), interpolation=cv2.INTER_AREA)
+    mask = np.zeros((gh, gw), np.float32)
+    mask[24:, 32:80] = 1.0
+    mask[21:24, 32:60] = mask[24:, 80:83] = 0.4                 # the model half-saw the hair and the side
+    mask[15:24, 70:71] = 0.05                                   # and barely saw the seam
+    for preset in ("fine", "standard"):
+        alpha = EdgeRefiner(edge_preset(RefineSettings(), preset))(image, small, mask)
+        assert alpha[100:, 200:300].min() == 255, preset
+        assert alpha[89:92, 140:220].min() >= 230, preset       # two cells above: the hair (102 without)
+        assert alpha[150:250, 326:330].max() <= 0.4 * 255 + 1, preset   # two cells beside: the model's 0.4
+        assert alpha[60:89, 280:284].max() <= 3 * 0.05 * 255 + 1, preset  # the seam: faint
+
+
 def test_settings_swapped_mid_frame_apply_from_the_next_frame_whole():
     """The window swaps the refiner's settings from its own thread while the output thread is inside a
     frame: the frame finishes with the settings it started with, the next frame takes the new ones."""

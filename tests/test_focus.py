@@ -106,6 +106,21 @@ def test_the_head_view_moves_the_outline_only_within_reach_and_where_the_full_vi
     assert out[80, 163] == 0.0 and out[57, 130] == 0.0                 # where it saw nothing: nothing
 
 
+def test_the_head_view_raises_the_outline_further_above_the_head_than_beside_or_below_it():
+    # hair rises above the head where the full view is least sure; beside the head stands the room
+    assert HeadFocus.REACH == 2 and HeadFocus.REACH_UP == 4
+    focus = HeadFocus()
+    full = np.zeros((144, 256), np.float32)
+    full[50:105, 100:165] = 0.3                                        # a faint halo, 5 cells round, 10 above
+    full[60:100, 100:160] = 0.95
+    focus.store(np.full((144, 256), 0.9, np.float32), (40, 112, 64, 192))   # a person everywhere, it says
+    out = np.empty_like(full)
+    focus.fuse(full, out)
+    assert np.allclose(out[54:60, 130], 0.9) and out[53, 130] == pytest.approx(0.3)    # above: 6 cells
+    assert np.allclose(out[80, 160:162], 0.9) and out[80, 162] == pytest.approx(0.3)   # beside: 2
+    assert np.allclose(out[100:102, 130], 0.9) and out[102, 130] == pytest.approx(0.3)  # below: 2
+
+
 def test_the_head_view_cannot_erase_what_the_full_view_is_sure_of():
     # the far cup of a pair of headphones, which the full view and both peers keep, the head view lost
     focus = HeadFocus()

@@ -28,6 +28,7 @@ class HeadFocus:
     """
 
     REACH = 2  # grid cells the head view may move the full view's outline by
+    REACH_UP = 4  # further cells it may raise the outline above the head: hair the full view sees faintly
     RAISE_FROM = 0.1  # the head view may raise a cell fully only where the full view saw this much there
     ZOOM = 1.75  # the head view's detail over the full view's (1.5 to 2.5 measured: docs/quality.md)
 
@@ -40,6 +41,9 @@ class HeadFocus:
         self.fill = fill            # the head takes at most this share of the crop's width...
         self.widest = widest        # ...which widens for it up to this share of the frame's (1.25x detail at 16:9)
         self._reach_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * self.REACH + 1,) * 2)
+        # spreads the full view by REACH cells, and by REACH_UP more upwards (a cell takes the most of
+        # those up to REACH + REACH_UP below it)
+        self._raise_kernel = np.ones((2 * self.REACH + 1 + self.REACH_UP, 2 * self.REACH + 1), np.uint8)
         self._rect: tuple[int, int, int, int] | None = None   # y0, y1, x0, x1 of the stored head view
         self._head: np.ndarray | None = None
         self._weight: np.ndarray | None = None
@@ -163,8 +167,10 @@ class HeadFocus:
         # the head view may move the outline (ears, hair) by REACH cells, but neither add a person the
         # full view has not near (a lamp or a picture beside the jaw seen closer up) nor erase one it
         # has (the far cup of a pair of headphones): it stays between the full view spread and shrunk by
-        # REACH cells, and raises a cell fully only where the full view saw RAISE_FROM there
-        cv2.dilate(target, self._reach_kernel, dst=self._blend)
+        # REACH cells, and raises a cell fully only where the full view saw RAISE_FROM there. Above the
+        # head it may raise REACH_UP cells further: hair rises where the full view is least sure, while
+        # what stands beside the head (the picture by the jaw) stays at REACH (docs/quality.md)
+        cv2.dilate(target, self._raise_kernel, dst=self._blend, anchor=(self.REACH, self.REACH))
         cv2.min(self._blend, self._head, dst=self._blend)
         cv2.multiply(target, 1.0 / self.RAISE_FROM, self._floor)
         cv2.min(self._blend, self._floor, dst=self._blend)

@@ -164,6 +164,8 @@ class EdgeRefiner:
     STRIP_PX, MIN_RUN_PX = 80, 32
     INSIDE_CELLS = 3  # grid cells: a mask over 0.5 this far in all round is the person's inside
     BOUND_CELLS = 1   # grid cells beyond the model's sure person where the edge may go anywhere (`_bound`)
+    BOUND_UP_CELLS = 1  # further cells above it where the edge may reach BOUND_UP_GAIN x the model's P
+    BOUND_UP_GAIN = 3.0
     SURE_P = 0.5      # the model's P over which it is sure of the person, for `_bound`
 
     def __init__(self, settings: RefineSettings, hold: EdgeHold | None = None):
@@ -177,6 +179,7 @@ class EdgeRefiner:
         self._firm: np.ndarray | None = None
         self._solid: np.ndarray | None = None
         self._solve_key = None  # the compiled solve's scratch is for this grid, guide and radius
+        self._up_kernel = np.ones((self.BOUND_UP_CELLS + 1, 1), np.uint8)  # with anchor (0, 0): the cells below
         self._a: np.ndarray | None = None  # alpha*255 = a . guide + b, guide in 8-bit levels (None: a = 0)
         self._track = False
         self.alpha = np.empty((0, 0), np.uint8)
@@ -195,7 +198,7 @@ class EdgeRefiner:
         if self._grid_shape != shape:
             self._gi = np.empty(shape, np.float32)
             self._mi, self._mp, self._mip, self._mii = (np.empty(shape, np.float32) for _ in range(4))
-            self._ga, self._b, self._t = (np.empty(shape, np.float32) for _ in range(3))
+            self._ga, self._b, self._t, self._above = (np.empty(shape, np.float32) for _ in range(4))
             self._ac = np.empty(shape + (3,), np.float32)  # the colour guide's coefficients
             self._ggray = np.empty(shape, np.uint8)
             self._cap, self._capped = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
@@ -323,9 +326,16 @@ class EdgeRefiner:
         coefficients, solved on the grid, carry "person" along any thin line of the hair's colour (a
         ceiling's dark seams), and the lift of the soft mask and the colour unmixing make solid what the
         model half-saw (a picture beside the jaw, rocks by a leg); bounded, they only shape the outline
-        the model drew."""
+        the model drew. Above the sure person, BOUND_UP_CELLS further, the edge may reach BOUND_UP_GAIN
+        times the model's P: hair rises where the model is least sure (the crown over a dark ceiling),
+        while a seam the model barely saw stays faint (left free there, the seams came back as spikes
+        above the head: docs/quality.md), and nothing beside the head gains."""
         cv2.threshold(mask, self.SURE_P, 1.0, cv2.THRESH_BINARY, dst=self._t)
         cv2.dilate(self._t, None, dst=self._t, iterations=self.BOUND_CELLS)
+        if self.BOUND_UP_CELLS:
+            cv2.dilate(self._t, self._up_kernel, dst=self._above, anchor=(0, 0))
+            cv2.multiply(self._above, mask, self._above, scale=self.BOUND_UP_GAIN)
+            cv2.max(self._t, self._above, dst=self._t)
         cv2.max(self._t, mask, dst=self._t)
         cv2.convertScaleAbs(self._t, self._cap, alpha=255.0)
 
