@@ -197,7 +197,11 @@ def test_room_kept_and_person_lost_count_what_they_say():
 
 @pytest.mark.integration
 def test_hard_ground_truth_is_the_true_composite_over_a_new_room(tmp_path):
-    from vbg.hard_gt import make, room, sway
+    from vbg.hard_gt import ROOMS, make, room, sway
+
+    for name in ROOMS:                                              # every room is drawn, at any size
+        for shape in ((720, 1280), (1080, 1920)):
+            assert room(name, shape).std() > 10, name
 
     made = make(VIDEO_GT, tmp_path, rooms=["picture_door"])[0]
     alphas = sorted((made / "alpha").glob("*.png"))

@@ -6,7 +6,7 @@ premultiplied colour is I - (1 - a) B; over a new room C it is exactly I - (1 - 
 `vbg eval --video --alpha --plate` scores any system on it against the truth, room kept far from the
 edge and trails included. The rooms are drawn here (nothing to license), each with what real rooms put
 beside a head: a framed picture and a door edge, a ceiling with dark lines, a skin- and hair-coloured
-wall, a bright window. The person sways across the room (up to `SWAY_PX` a side, a swing every
+wall, a bright window, a shelf of books just above the head. The person sways across the room (up to `SWAY_PX` a side, a swing every
 `SWAY_FRAMES` frames: fast pans), on top of the head's own turns in the source.
 
     python -m vbg.hard_gt OUT_DIR [--source ../shared/data/video_gt/d0_office08]
@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOMS = ("picture_door", "ceiling_lines", "skin_wall", "bright_window")
+ROOMS = ("picture_door", "ceiling_lines", "skin_wall", "bright_window", "shelf_above")
 SWAY_PX, SWAY_FRAMES = 160, 26
 
 
@@ -65,6 +65,20 @@ def room(name: str, shape: tuple[int, int]) -> np.ndarray:
         for x in (x0, (x0 + x1) // 2, x1):
             cv2.line(img, (x, y0), (x, y1), (40, 40, 45), px(12))
         cv2.line(img, (x0, (y0 + y1) // 2), (x1, (y0 + y1) // 2), (40, 40, 45), px(12))
+    elif name == "shelf_above":
+        img[:] = (200, 214, 222)                                   # a pale wall
+        rng = np.random.default_rng(7)
+        x = 0
+        while x < w:                                               # books on a shelf, spines of every colour
+            bw = px(rng.integers(14, 40))
+            top = px(rng.integers(0, 14))
+            colour = tuple(int(v) for v in rng.integers(20, 200, 3))
+            if rng.random() < 0.35:
+                colour = (40, 45, 55)                              # dark spines, the hair's colour
+            cv2.rectangle(img, (x, top), (x + bw - 1, px(34)), colour, -1)
+            x += bw + px(2)
+        cv2.rectangle(img, (0, px(34)), (w, px(46)), (45, 65, 95), -1)               # the board, a cell or
+        cv2.rectangle(img, (0, px(46)), (w, px(49)), (30, 40, 55), -1)               # two above the crown
     else:
         raise ValueError(f"unknown room {name!r}: use one of {', '.join(ROOMS)}")
     return img
