@@ -10,7 +10,7 @@ from conftest import BACKGROUND
 from vbg.backgrounds import BlurredRoom, LoopingVideo, Passthrough, SolidColor, StillImage, parse_background
 from vbg.errors import VbgError
 from vbg.matting.composite import Compositor
-from vbg.matting.refine import EdgeRefiner
+from vbg.matting.refine import EdgeRefiner, LocalColours
 from vbg.settings import RefineSettings, edge_preset
 
 
@@ -349,6 +349,27 @@ def test_the_refined_edge_reaches_a_cell_further_above_the_head_than_beside_it()
         assert alpha[89:92, 140:220].min() >= 230, preset       # two cells above: the hair (102 without)
         assert alpha[150:250, 326:330].max() <= 0.4 * 255 + 1, preset   # two cells beside: the model's 0.4
         assert alpha[60:89, 280:284].max() <= 3 * 0.05 * 255 + 1, preset  # the seam: faint
+
+
+def test_the_room_colour_the_person_is_estimated_against_is_the_surest_rooms():
+    """Beside an edge the model is unsure of, an average of the room weighted by 1 - P takes in the
+    edge's mixed colour, and the person's colour estimated against it keeps some of the old room; the
+    estimate's room colour (`room8`) comes from the surest room only. Inside the person, with no room
+    near, it is the plain average's."""
+    gh, gw = 72, 128
+    small = np.empty((gh, gw, 3), np.uint8)
+    small[:] = (230, 200, 170)                                  # the room
+    small[:, :60] = (40, 45, 55)                                # the person
+    small[:, 60:64] = (135, 122, 112)                           # the edge, half and half
+    mask = np.zeros((gh, gw), np.float32)
+    mask[:, :60] = 1.0
+    mask[:, 60:64] = 0.5
+    colours = LocalColours()
+    f_hat, b_hat = colours(small, mask, eight_bit=True)
+    room = np.array((230, 200, 170))
+    assert np.abs(colours.room8[36, 62].astype(int) - room).max() <= 2           # beside the edge: the room
+    assert np.abs(b_hat[36, 62] - room).max() > 20                                # the plain average: pulled in
+    assert np.abs(colours.room8[36, 20].astype(int) - b_hat[36, 20]).max() <= 1   # deep inside: the average's
 
 
 def test_settings_swapped_mid_frame_apply_from_the_next_frame_whole():
