@@ -6,8 +6,9 @@ premultiplied colour is I - (1 - a) B; over a new room C it is exactly I - (1 - 
 `vbg eval --video --alpha --plate` scores any system on it against the truth, room kept far from the
 edge and trails included. The rooms are drawn here (nothing to license), each with what real rooms put
 beside a head: a framed picture and a door edge, a ceiling with dark lines, a skin- and hair-coloured
-wall, a bright window, a shelf of books just above the head. The person sways across the room (up to `SWAY_PX` a side, a swing every
-`SWAY_FRAMES` frames: fast pans), on top of the head's own turns in the source.
+wall, a bright window, a shelf of books just above the head. The person sways across the room (up to
+`SWAY_PX` a side, a swing every `SWAY_FRAMES` frames: fast pans), on top of the head's own turns in the
+source.
 
     python -m vbg.hard_gt OUT_DIR [--source ../shared/data/video_gt/d0_office08]
 

@@ -17,8 +17,8 @@ the colour guide, and the cells' room / person classification in the same pass.
 
 Compiling takes seconds, so it happens in a child process that fills numba's cache
 (`CompiledKernels.start`), loaded here once it is done, while the OpenCV path composes; `cache=True`
-keeps the machine code between runs. Without numba (no wheel for a
-new Python yet) the OpenCV path is all there is.
+keeps the machine code between runs. Without numba (no wheel for a new Python yet) the OpenCV path is
+all there is.
 """
 
 from __future__ import annotations
@@ -381,8 +381,7 @@ class CompiledKernels:
         path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         try:
             return subprocess.Popen([sys.executable, "-c", _COMPILE_HERE], env=dict(os.environ, PYTHONPATH=path),
-                                    stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except (OSError, subprocess.SubprocessError):
             return None
 

@@ -36,7 +36,7 @@ class LocalColours:
     The room colour the person's own colour is estimated against (`room8`) is the surest room's only:
     over a 5x5 window, weighted by (1 - P)^ROOM_POWER. Weighted by 1 - P, the average takes in the
     edge's own mixed cells, so the estimate leans back to the camera pixel and leaves the old room's
-    tint in the hair (office08 over white 13.27 -> 13.08, nature02 7.33 -> 7.13: docs/quality.md)."""
+    tint in the hair (office08 over white 13.27 -> 13.08, nature02 7.33 -> 7.22: docs/quality.md)."""
 
     ROOM_POWER, ROOM_WINDOW = 16.0, 5
 
